@@ -1,0 +1,560 @@
+//! The audit log: entries, their hash chain, queries, verification and export.
+//!
+//! Each tenant has its own stream, and operator actions also go to the system stream (stream 0).
+//! Within a stream, `seq` is gapless from 1 and every entry carries
+//!
+//! ```text
+//! hash = BLAKE3( "tenantry.audit.v1" || stream u64 LE || seq u64 LE || timestamp i64 LE
+//!              || str(action) || opt(actor) || opt(ip) || opt(request_id) || opt(target)
+//!              || opt(message) || opt(origin) || outcome || opt(value_digest) || by_operator u8
+//!              || previous hash )
+//! str(s)   = u32 LE length || bytes             opt(x) = 0x00 | 0x01 || x
+//! outcome  = 0x00 ok | 0x01 no change | 0x02 || str(reason) denied | 0x03 || str(reason) failed
+//! ```
+//!
+//! where the previous hash of seq 1 is 32 zero bytes, and `value_digest` is the BLAKE3 hash of
+//! the value a put wrote. The newest `(seq, hash)` of every stream is also kept in
+//! `tenantry.audit_heads`, written in the same transaction.
+//!
+//! [`crate::Engine::verify_audit`] recomputes the chain, so an entry edited, inserted, deleted or
+//! moved through redb's own API (which keeps redb's checksums valid) breaks it. Someone able to
+//! rewrite the whole file can recompute every hash; against that, a tenant keeps the
+//! `(audit_seq, audit_head)` of a [`crate::CommitReceipt`] and checks it with
+//! [`crate::Engine::verify_audit_against`], which also catches a truncated tail or a file rolled
+//! back to before that point.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::schema::{self, AUDIT, AUDIT_HEADS};
+use crate::types::TenantId;
+
+/// The outcome recorded with an audit entry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The action happened.
+    Ok,
+    /// The action was carried out but changed nothing (for example deleting a missing key).
+    NoChange,
+    /// The action was refused (quota, tenant state, limits); nothing changed.
+    Denied(String),
+    /// The action failed or was rolled back; nothing changed.
+    Failed(String),
+}
+
+impl Outcome {
+    /// Whether the action happened.
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Ok | Outcome::NoChange)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Ok => f.write_str("ok"),
+            Outcome::NoChange => f.write_str("no change"),
+            Outcome::Denied(reason) => write!(f, "denied: {reason}"),
+            Outcome::Failed(reason) => write!(f, "failed: {reason}"),
+        }
+    }
+}
+
+/// An audit stream: one per tenant, plus the operators' system stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum AuditStream {
+    /// Operator actions that concern the installation as a whole.
+    System,
+    /// One tenant's stream.
+    Tenant(TenantId),
+}
+
+impl AuditStream {
+    pub(crate) fn raw(self) -> u64 {
+        match self {
+            AuditStream::System => 0,
+            AuditStream::Tenant(t) => t.get(),
+        }
+    }
+
+    pub(crate) fn from_raw(raw: u64) -> Self {
+        match raw {
+            0 => AuditStream::System,
+            n => AuditStream::Tenant(TenantId::from_raw(n)),
+        }
+    }
+}
+
+impl fmt::Display for AuditStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuditStream::System => f.write_str("the system stream"),
+            AuditStream::Tenant(t) => write!(f, "tenant {t}"),
+        }
+    }
+}
+
+/// One entry of an audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct AuditEntry {
+    /// The stream the entry belongs to.
+    pub stream: AuditStream,
+    /// Position in the stream, gapless from 1.
+    pub seq: u64,
+    /// When the entry was committed, in microseconds since the Unix epoch (non-decreasing within
+    /// a stream).
+    pub timestamp_micros: i64,
+    /// What happened: `kv.put`, `kv.delete`, `tenant.create`, … or the caller's own action.
+    pub action: String,
+    /// Who acted: the context's actor, or the operator's name.
+    pub actor: Option<String>,
+    /// The actor's IP address.
+    pub ip: Option<String>,
+    /// The request id.
+    pub request_id: Option<String>,
+    /// What was acted on, for example `projects/p1` (table and key).
+    pub target: Option<String>,
+    /// Free text from the caller, or the reason an operator gave.
+    pub message: Option<String>,
+    /// Where a plugin acted: its name, version and invocation.
+    pub origin: Option<String>,
+    /// Whether the action happened.
+    pub outcome: Outcome,
+    /// Whether an operator (not the tenant) acted.
+    pub by_operator: bool,
+    /// BLAKE3 digest of the value a put wrote.
+    #[serde(serialize_with = "hex_opt")]
+    pub value_digest: Option<[u8; 32]>,
+    /// The entry's chain hash.
+    #[serde(serialize_with = "hex32")]
+    pub hash: [u8; 32],
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Lowercase hex of a hash, as the CLI prints it.
+pub fn hash_hex(hash: &[u8; 32]) -> String {
+    hex(hash)
+}
+
+fn hex32<S: serde::Serializer>(hash: &[u8; 32], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&hex(hash))
+}
+
+fn hex_opt<S: serde::Serializer>(
+    hash: &Option<[u8; 32]>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match hash {
+        Some(h) => s.serialize_some(&hex(h)),
+        None => s.serialize_none(),
+    }
+}
+
+/// Filters for reading an audit log; all are optional and combine with AND.
+///
+/// ```
+/// use tenantry_engine::AuditQuery;
+/// let q = AuditQuery::default().action_prefix("kv.").actor("user:42").limit(50);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditQuery {
+    /// Only entries at or after this time (µs since the epoch).
+    pub since_micros: Option<i64>,
+    /// Only entries strictly before this time.
+    pub until_micros: Option<i64>,
+    /// Only entries whose action starts with this.
+    pub action_prefix: Option<String>,
+    /// Only entries by this actor.
+    pub actor: Option<String>,
+    /// Only entries with a seq below this (to page backwards: pass the last seq you saw).
+    pub before_seq: Option<u64>,
+    /// At most this many entries (all if `None`).
+    pub limit: Option<usize>,
+}
+
+impl AuditQuery {
+    /// Entries at or after `micros`.
+    pub fn since(mut self, micros: i64) -> Self {
+        self.since_micros = Some(micros);
+        self
+    }
+    /// Entries strictly before `micros`.
+    pub fn until(mut self, micros: i64) -> Self {
+        self.until_micros = Some(micros);
+        self
+    }
+    /// Entries whose action starts with `prefix`.
+    pub fn action_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.action_prefix = Some(prefix.into());
+        self
+    }
+    /// Entries by `actor`.
+    pub fn actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = Some(actor.into());
+        self
+    }
+    /// Entries with a seq below `seq`.
+    pub fn before_seq(mut self, seq: u64) -> Self {
+        self.before_seq = Some(seq);
+        self
+    }
+    /// At most `limit` entries.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    fn matches(&self, e: &StoredEntry<'_>) -> bool {
+        self.until_micros.is_none_or(|u| e.ts < u)
+            && self
+                .action_prefix
+                .as_deref()
+                .is_none_or(|p| e.action.starts_with(p))
+            && self
+                .actor
+                .as_deref()
+                .is_none_or(|a| e.actor.as_deref() == Some(a))
+    }
+}
+
+/// Longest action accepted, in bytes.
+pub const MAX_ACTION_LEN: usize = 128;
+/// Longest audit target accepted, in bytes.
+pub const MAX_TARGET_LEN: usize = 512;
+/// Longest audit message accepted, in bytes.
+pub const MAX_MESSAGE_LEN: usize = 4096;
+
+/// An audit event before it has a place in a stream: what happened, to what, and how it ended.
+/// The engine adds the time, the actor, ip, request id and origin from the context, the seq and
+/// the hash.
+///
+/// ```
+/// use tenantry_engine::{AuditEvent, Outcome};
+/// let event = AuditEvent::new("kv.get").target("projects/p1").outcome(Outcome::NoChange);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub(crate) action: String,
+    pub(crate) target: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) outcome: Outcome,
+    pub(crate) value_digest: Option<[u8; 32]>,
+}
+
+impl AuditEvent {
+    /// An event with outcome [`Outcome::Ok`].
+    pub fn new(action: impl Into<String>) -> Self {
+        AuditEvent {
+            action: action.into(),
+            target: None,
+            message: None,
+            outcome: Outcome::Ok,
+            value_digest: None,
+        }
+    }
+
+    /// Sets what was acted on.
+    pub fn target(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
+
+    /// Sets a free-text message.
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    /// Sets the outcome.
+    pub fn outcome(mut self, outcome: Outcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+
+    pub(crate) fn with_value_digest(mut self, value: &[u8]) -> Self {
+        self.value_digest = Some(*blake3::hash(value).as_bytes());
+        self
+    }
+
+    /// Marks an event that would have happened as failed, because its transaction rolled back.
+    pub(crate) fn mark_failed(&mut self, reason: &str) {
+        if matches!(self.outcome, Outcome::Ok | Outcome::NoChange) {
+            self.outcome = Outcome::Failed(reason.to_owned());
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let field = |field, value: Option<&str>, max: usize| match value {
+            Some(v) if v.len() > max => Err(Error::InvalidField {
+                field,
+                reason: "too long",
+            }),
+            _ => Ok(()),
+        };
+        if self.action.is_empty() {
+            return Err(Error::InvalidField {
+                field: "audit action",
+                reason: "must not be empty",
+            });
+        }
+        field("audit action", Some(&self.action), MAX_ACTION_LEN)?;
+        field("audit target", self.target.as_deref(), MAX_TARGET_LEN)?;
+        field("audit message", self.message.as_deref(), MAX_MESSAGE_LEN)?;
+        if let Outcome::Denied(r) | Outcome::Failed(r) = &self.outcome {
+            field("audit outcome", Some(r), MAX_MESSAGE_LEN)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn approx_size(&self) -> usize {
+        64 + self.action.len()
+            + self.target.as_ref().map_or(0, String::len)
+            + self.message.as_ref().map_or(0, String::len)
+    }
+}
+
+/// The stored form of an entry (value of `tenantry.audit`); stream and seq are in the key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredEntry<'a> {
+    pub(crate) ts: i64,
+    #[serde(borrow)]
+    pub(crate) action: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(crate) actor: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) ip: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) request_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) target: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) message: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) origin: Option<Cow<'a, str>>,
+    pub(crate) outcome: Outcome,
+    pub(crate) value_digest: Option<[u8; 32]>,
+    pub(crate) by_operator: bool,
+    pub(crate) hash: [u8; 32],
+}
+
+impl<'a> StoredEntry<'a> {
+    pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self> {
+        match bincode::serde::borrow_decode_from_slice(bytes, schema::bincode_config()) {
+            Ok((entry, used)) if used == bytes.len() => Ok(entry),
+            Ok(_) => Err(Error::Corrupted("audit entry: trailing bytes".into())),
+            Err(e) => Err(Error::Corrupted(format!("audit entry: {e}"))),
+        }
+    }
+
+    /// The chain hash of this entry at `(stream, seq)` after `prev`.
+    pub(crate) fn compute_hash(&self, stream: u64, seq: u64, prev: &[u8; 32]) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(b"tenantry.audit.v1");
+        h.update(&stream.to_le_bytes());
+        h.update(&seq.to_le_bytes());
+        h.update(&self.ts.to_le_bytes());
+        put_str(&mut h, &self.action);
+        for field in [
+            &self.actor,
+            &self.ip,
+            &self.request_id,
+            &self.target,
+            &self.message,
+            &self.origin,
+        ] {
+            match field {
+                None => h.update(&[0]),
+                Some(s) => put_str(h.update(&[1]), s),
+            };
+        }
+        match &self.outcome {
+            Outcome::Ok => h.update(&[0]),
+            Outcome::NoChange => h.update(&[1]),
+            Outcome::Denied(r) => put_str(h.update(&[2]), r),
+            Outcome::Failed(r) => put_str(h.update(&[3]), r),
+        };
+        match &self.value_digest {
+            None => h.update(&[0]),
+            Some(d) => h.update(&[1]).update(d),
+        };
+        h.update(&[u8::from(self.by_operator)]);
+        h.update(prev);
+        *h.finalize().as_bytes()
+    }
+
+    pub(crate) fn into_entry(self, stream: u64, seq: u64) -> AuditEntry {
+        let own = |s: Option<Cow<'_, str>>| s.map(Cow::into_owned);
+        AuditEntry {
+            stream: AuditStream::from_raw(stream),
+            seq,
+            timestamp_micros: self.ts,
+            action: self.action.into_owned(),
+            actor: own(self.actor),
+            ip: own(self.ip),
+            request_id: own(self.request_id),
+            target: own(self.target),
+            message: own(self.message),
+            origin: own(self.origin),
+            outcome: self.outcome,
+            by_operator: self.by_operator,
+            value_digest: self.value_digest,
+            hash: self.hash,
+        }
+    }
+}
+
+fn put_str<'h>(h: &'h mut blake3::Hasher, s: &str) -> &'h mut blake3::Hasher {
+    let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
+    h.update(&len.to_le_bytes()).update(s.as_bytes())
+}
+
+/// Reads `stream` newest first, applying `query`.
+pub(crate) fn query(
+    txn: &redb::ReadTransaction,
+    stream: AuditStream,
+    query: &AuditQuery,
+) -> Result<Vec<AuditEntry>> {
+    let table = match txn.open_table(AUDIT) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let raw = stream.raw();
+    let end = schema::audit_key(raw, query.before_seq.unwrap_or(u64::MAX));
+    let start = schema::audit_key(raw, 0);
+    let limit = query.limit.unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    for item in table.range(&start[..]..&end[..])?.rev() {
+        if out.len() >= limit {
+            break;
+        }
+        let (key, value) = item?;
+        let (_, seq) = schema::split_audit_key(key.value())
+            .ok_or_else(|| Error::Corrupted("malformed audit key".into()))?;
+        let entry = StoredEntry::decode(value.value())?;
+        if query.since_micros.is_some_and(|s| entry.ts < s) {
+            break; // timestamps never decrease within a stream
+        }
+        if query.matches(&entry) {
+            out.push(entry.into_entry(raw, seq));
+        }
+    }
+    Ok(out)
+}
+
+/// Recomputes the chain of `stream`; with `anchor`, also requires the entry at that seq to have
+/// that hash. Returns the number of entries verified.
+pub(crate) fn verify(
+    txn: &redb::ReadTransaction,
+    stream: AuditStream,
+    anchor: Option<(u64, &[u8; 32])>,
+) -> Result<u64> {
+    let raw = stream.raw();
+    let tampered = |seq: u64, reason: String| Error::AuditTampered {
+        stream,
+        seq,
+        reason,
+    };
+    let head = match txn.open_table(AUDIT_HEADS) {
+        Ok(t) => match t.get(raw)? {
+            Some(v) => Some(schema::decode_head(v.value())?),
+            None => None,
+        },
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let mut prev = [0u8; 32];
+    let mut expected = 1u64;
+    match txn.open_table(AUDIT) {
+        Ok(table) => {
+            let start = schema::audit_key(raw, 0);
+            let end = schema::audit_key(raw, u64::MAX);
+            for item in table.range(&start[..]..=&end[..])? {
+                let (key, value) = item?;
+                let (_, seq) = schema::split_audit_key(key.value())
+                    .ok_or_else(|| tampered(expected, "malformed key".into()))?;
+                if seq != expected {
+                    return Err(tampered(
+                        expected,
+                        format!("expected seq {expected}, found seq {seq}"),
+                    ));
+                }
+                let entry = StoredEntry::decode(value.value())
+                    .map_err(|e| tampered(seq, format!("entry does not decode ({e})")))?;
+                let hash = entry.compute_hash(raw, seq, &prev);
+                if hash != entry.hash {
+                    return Err(tampered(seq, "hash does not match contents".into()));
+                }
+                if let Some((anchor_seq, anchor_hash)) = anchor
+                    && anchor_seq == seq
+                    && &hash != anchor_hash
+                {
+                    return Err(tampered(seq, "hash differs from the kept head".into()));
+                }
+                prev = hash;
+                expected += 1;
+            }
+        }
+        Err(redb::TableError::TableDoesNotExist(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let count = expected - 1;
+    match head {
+        Some((seq, hash)) if seq != count || hash != prev => {
+            return Err(tampered(
+                count.min(seq) + 1,
+                format!("log ends at seq {count} but its recorded head is seq {seq}"),
+            ));
+        }
+        None if count > 0 => {
+            return Err(tampered(1, "entries exist but no head is recorded".into()));
+        }
+        _ => {}
+    }
+    if let Some((anchor_seq, _)) = anchor
+        && anchor_seq > count
+    {
+        return Err(tampered(
+            count + 1,
+            format!("log ends at seq {count}, before the kept head at seq {anchor_seq}"),
+        ));
+    }
+    Ok(count)
+}
+
+/// Writes `stream`, oldest first, as JSON Lines; returns the number of entries written.
+pub(crate) fn write_jsonl(
+    txn: &redb::ReadTransaction,
+    stream: AuditStream,
+    mut out: impl Write,
+) -> Result<u64> {
+    let table = match txn.open_table(AUDIT) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let raw = stream.raw();
+    let (start, end) = (schema::audit_key(raw, 0), schema::audit_key(raw, u64::MAX));
+    let mut count = 0;
+    for item in table.range(&start[..]..=&end[..])? {
+        let (key, value) = item?;
+        let (_, seq) = schema::split_audit_key(key.value())
+            .ok_or_else(|| Error::Corrupted("malformed audit key".into()))?;
+        let entry = StoredEntry::decode(value.value())?.into_entry(raw, seq);
+        serde_json::to_writer(&mut out, &entry).map_err(|e| Error::Encode(e.to_string()))?;
+        out.write_all(b"\n")?;
+        count += 1;
+    }
+    out.flush()?;
+    Ok(count)
+}

@@ -1,0 +1,460 @@
+//! The commit pipeline: one thread that writes many tenants' commits in one redb transaction.
+//!
+//! A [`crate::WriteTxn`] never touches redb's write lock while its caller works: it reads from a
+//! snapshot and buffers its writes. `commit()` turns the buffer into a [`Request`] and queues it.
+//! The committer thread takes everything queued (up to a batch cap), opens one redb write
+//! transaction, applies each request in order (each is validated against the state the batch has
+//! built so far, so a refused request writes nothing but its refusal's audit entries), appends
+//! the audit entries, commits once (one fsync with `Durability::Immediate`), and only then
+//! replies to every request in the batch and updates the in-memory registry. While it fsyncs,
+//! new requests queue up and form the next batch: that is the group commit.
+//!
+//! If redb fails (I/O error, full disk, …) the whole batch is rolled back, every request in it
+//! and every later one fails with [`Error::EngineFailed`], and nothing that was acknowledged is
+//! lost, since acknowledgements are only sent after a successful commit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::audit::{AuditEvent, AuditStream, Outcome};
+use crate::context::Actor;
+use crate::error::{Error, QuotaLimit, Result};
+use crate::keys::{TableId, TablePrefix};
+use crate::registry::Registry;
+use crate::schema::TenantRecord;
+use crate::types::{Quota, TenantId, TenantState};
+
+mod batch;
+
+use batch::Batch;
+
+/// What a commit leaves behind for the tenant to keep: the newest `(seq, hash)` of its audit
+/// stream, which [`crate::Engine::verify_audit_against`] later checks the log against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommitReceipt {
+    /// Seq of the newest entry of the tenant's audit stream after this commit.
+    pub audit_seq: u64,
+    /// Hash of that entry.
+    pub audit_head: [u8; 32],
+}
+
+/// Change in a tenant's data usage.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct UsageDelta {
+    pub(crate) bytes: i64,
+    pub(crate) keys: i64,
+}
+
+/// The buffered writes of one table.
+#[derive(Debug)]
+pub(crate) struct TableWrites {
+    pub(crate) name: String,
+    pub(crate) writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// A tenant's write transaction, ready to commit.
+#[derive(Debug)]
+pub(crate) struct DataCommit {
+    pub(crate) tenant: TenantId,
+    pub(crate) actor: Actor,
+    pub(crate) tables: Vec<TableWrites>,
+    pub(crate) drafts: Vec<AuditEvent>,
+    pub(crate) delta: UsageDelta,
+    /// `false` records the drafts only: the transaction's data changes were rolled back.
+    pub(crate) apply: bool,
+}
+
+/// One unit of work for the committer.
+#[derive(Debug)]
+pub(crate) enum Request {
+    Data(DataCommit),
+    CreateTenants {
+        names: Vec<String>,
+        actor: Actor,
+    },
+    SetState {
+        tenant: TenantId,
+        state: TenantState,
+        actor: Actor,
+    },
+    SetQuota {
+        tenant: TenantId,
+        quota: Quota,
+        actor: Actor,
+    },
+    Delete {
+        tenant: TenantId,
+        actor: Actor,
+    },
+    Purge {
+        tenant: TenantId,
+        max_keys: usize,
+    },
+    Audit {
+        streams: Vec<AuditStream>,
+        actor: Actor,
+        draft: AuditEvent,
+    },
+}
+
+impl Request {
+    fn approx_size(&self) -> usize {
+        match self {
+            Request::Data(c) => {
+                c.tables
+                    .iter()
+                    .flat_map(|t| &t.writes)
+                    .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+                    .sum::<usize>()
+                    + c.drafts.len() * 128
+            }
+            Request::CreateTenants { names, .. } => names.len() * 256,
+            _ => 256,
+        }
+    }
+}
+
+/// The committer's answer to a request.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Receipt(CommitReceipt),
+    Tenants(Vec<TenantId>),
+    Purged { removed: u64, done: bool },
+    Done,
+}
+
+/// Settings of the pipeline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PipelineOptions {
+    pub(crate) durability: redb::Durability,
+    pub(crate) audit: bool,
+    pub(crate) max_batch_requests: usize,
+    pub(crate) max_batch_bytes: usize,
+}
+
+struct Pending {
+    request: Request,
+    reply: mpsc::Sender<Result<Reply>>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    pending: Vec<Pending>,
+    closed: bool,
+    failed: Option<String>,
+}
+
+/// The queue between callers and the committer thread.
+#[derive(Default)]
+pub(crate) struct CommitQueue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+}
+
+impl CommitQueue {
+    /// Queues `request` and waits for its outcome.
+    pub(crate) fn submit(&self, request: Request) -> Result<Reply> {
+        let (tx, rx) = mpsc::channel();
+        {
+            let mut state = self.state.lock();
+            if let Some(msg) = &state.failed {
+                return Err(Error::EngineFailed(msg.clone()));
+            }
+            if state.closed {
+                return Err(Error::EngineFailed("the engine is shut down".into()));
+            }
+            state.pending.push(Pending { request, reply: tx });
+        }
+        self.wake.notify_one();
+        rx.recv()
+            .unwrap_or_else(|_| Err(Error::EngineFailed("the committer stopped".into())))
+    }
+
+    /// Takes the next batch, waiting for work; `None` once closed and drained.
+    fn next_batch(&self, opts: &PipelineOptions) -> Option<Vec<Pending>> {
+        let mut state = self.state.lock();
+        while state.pending.is_empty() {
+            if state.closed {
+                return None;
+            }
+            self.wake.wait(&mut state);
+        }
+        let mut bytes = 0;
+        let mut take = 0;
+        for p in &state.pending {
+            if take > 0 && (take >= opts.max_batch_requests || bytes >= opts.max_batch_bytes) {
+                break;
+            }
+            bytes += p.request.approx_size();
+            take += 1;
+        }
+        Some(state.pending.drain(..take).collect())
+    }
+
+    fn fail(&self, message: String) -> Vec<Pending> {
+        let mut state = self.state.lock();
+        state.failed = Some(message);
+        std::mem::take(&mut state.pending)
+    }
+
+    fn close(&self) {
+        self.state.lock().closed = true;
+        self.wake.notify_all();
+    }
+
+    /// The reason the pipeline stopped, if it did.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.state.lock().failed.clone()
+    }
+}
+
+/// The newest entry of an audit stream.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Head {
+    pub(crate) seq: u64,
+    pub(crate) hash: [u8; 32],
+    pub(crate) ts: i64,
+}
+
+/// A registry change that becomes visible once its batch has committed.
+#[derive(Debug)]
+pub(crate) enum Effect {
+    Register {
+        id: TenantId,
+        name: String,
+    },
+    State {
+        id: TenantId,
+        state: TenantState,
+    },
+    Table {
+        tenant: TenantId,
+        name: String,
+        id: TableId,
+    },
+}
+
+/// The committer thread and its queue; dropping it drains the queue and stops the thread.
+pub(crate) struct Committer {
+    queue: Arc<CommitQueue>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Committer {
+    pub(crate) fn start(
+        db: Arc<redb::Database>,
+        registry: Arc<Registry>,
+        opts: PipelineOptions,
+    ) -> Result<Self> {
+        let queue = Arc::new(CommitQueue::default());
+        let worker_queue = Arc::clone(&queue);
+        let thread = std::thread::Builder::new()
+            .name("tenantry-committer".into())
+            .spawn(move || run(&db, &registry, &worker_queue, opts))?;
+        Ok(Committer {
+            queue,
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) fn queue(&self) -> &Arc<CommitQueue> {
+        &self.queue
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.queue.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(db: &redb::Database, registry: &Registry, queue: &CommitQueue, opts: PipelineOptions) {
+    let mut heads: HashMap<u64, Head> = HashMap::new();
+    while let Some(batch) = queue.next_batch(&opts) {
+        let started = Instant::now();
+        let size = batch.len();
+        let (requests, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|p| (p.request, p.reply)).unzip();
+        match commit_batch(db, &heads, requests, &opts) {
+            Ok((results, new_heads, effects)) => {
+                heads.extend(new_heads);
+                apply_effects(registry, effects);
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+                tracing::trace!(size, elapsed = ?started.elapsed(), "committed batch");
+            }
+            Err(err) => {
+                let message = format!("commit of a batch of {size} failed: {err}");
+                tracing::error!("{message}");
+                let rest = queue.fail(message.clone());
+                for reply in replies
+                    .into_iter()
+                    .chain(rest.into_iter().map(|p| p.reply))
+                {
+                    let _ = reply.send(Err(Error::EngineFailed(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+type BatchOutcome = (Vec<Result<Reply>>, HashMap<u64, Head>, Vec<Effect>);
+
+/// Applies `requests` in one redb transaction. The outer error aborts the whole batch.
+fn commit_batch(
+    db: &redb::Database,
+    heads: &HashMap<u64, Head>,
+    requests: Vec<Request>,
+    opts: &PipelineOptions,
+) -> Result<BatchOutcome> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(opts.durability)?;
+    let mut results = Vec::with_capacity(requests.len());
+    let (new_heads, effects) = {
+        let mut batch = Batch::open(&txn, heads, opts.audit)?;
+        for request in requests {
+            results.push(apply(&mut batch, request)?);
+        }
+        batch.finish()?
+    };
+    txn.commit()?;
+    Ok((results, new_heads, effects))
+}
+
+fn apply_effects(registry: &Registry, effects: Vec<Effect>) {
+    for effect in effects {
+        match effect {
+            Effect::Register { id, name } => registry.insert(id, &name, TenantState::Active),
+            Effect::State { id, state } => registry.set_state(id, state),
+            Effect::Table { tenant, name, id } => registry.remember_table(tenant, &name, id),
+        }
+    }
+}
+
+/// Applies one request. `Ok(Err(_))` is the request's own failure; `Err(_)` aborts the batch.
+fn apply(batch: &mut Batch<'_>, request: Request) -> Result<Result<Reply>> {
+    match request {
+        Request::Data(commit) => apply_data(batch, commit),
+        Request::CreateTenants { names, actor } => batch.create_tenants(names, &actor),
+        Request::SetState {
+            tenant,
+            state,
+            actor,
+        } => batch.set_state(tenant, state, &actor),
+        Request::SetQuota {
+            tenant,
+            quota,
+            actor,
+        } => batch.set_quota(tenant, quota, &actor),
+        Request::Delete { tenant, actor } => batch.delete_tenant(tenant, &actor),
+        Request::Purge { tenant, max_keys } => batch.purge(tenant, max_keys),
+        Request::Audit {
+            streams,
+            actor,
+            draft,
+        } => {
+            for stream in &streams {
+                if let AuditStream::Tenant(t) = stream
+                    && batch.record(t.get())?.is_none()
+                {
+                    return Ok(Err(Error::UnknownTenant(*t)));
+                }
+            }
+            for stream in streams {
+                batch.append(stream.raw(), &actor, draft.clone())?;
+            }
+            Ok(Ok(Reply::Done))
+        }
+    }
+}
+
+fn apply_data(batch: &mut Batch<'_>, commit: DataCommit) -> Result<Result<Reply>> {
+    let tenant = commit.tenant;
+    let raw = tenant.get();
+    let Some(record) = batch.record(raw)? else {
+        return Ok(Err(Error::UnknownTenant(tenant)));
+    };
+    let writes = commit.apply && commit.tables.iter().any(|t| !t.writes.is_empty());
+    let refusal = match record.state() {
+        TenantState::Deleted => return Ok(Err(Error::TenantDeleted(tenant))),
+        TenantState::Suspended => Some(Error::TenantSuspended(tenant)),
+        TenantState::ReadOnly if writes => Some(Error::TenantReadOnly(tenant)),
+        _ if writes => quota_refusal(tenant, record, commit.delta),
+        _ => None,
+    };
+    if let Some(err) = refusal {
+        let reason = err.to_string();
+        for mut draft in commit.drafts {
+            if matches!(draft.outcome, Outcome::Ok | Outcome::NoChange) {
+                draft.outcome = Outcome::Denied(reason.clone());
+            }
+            batch.append(raw, &commit.actor, draft)?;
+        }
+        return Ok(Err(err));
+    }
+    if writes {
+        for table in commit.tables {
+            let id = batch.table_id(tenant, &table.name)?;
+            let prefix = TablePrefix::new(tenant, id);
+            for (key, value) in table.writes {
+                batch.write(&prefix.key(&key), value.as_deref())?;
+            }
+        }
+        batch.add_usage(raw, commit.delta)?;
+    }
+    for draft in commit.drafts {
+        batch.append(raw, &commit.actor, draft)?;
+    }
+    let head = batch.head(raw)?;
+    Ok(Ok(Reply::Receipt(CommitReceipt {
+        audit_seq: head.seq,
+        audit_head: head.hash,
+    })))
+}
+
+fn quota_refusal(tenant: TenantId, record: &TenantRecord, delta: UsageDelta) -> Option<Error> {
+    let check = |limit, max: Option<u64>, usage: u64, delta: i64| {
+        let would_be = usage.saturating_add_signed(delta);
+        match max {
+            Some(max) if delta > 0 && would_be > max => Some(Error::QuotaExceeded {
+                tenant,
+                limit,
+                max,
+                would_be,
+            }),
+            _ => None,
+        }
+    };
+    check(
+        QuotaLimit::Bytes,
+        record.quota.max_bytes,
+        record.usage.bytes,
+        delta.bytes,
+    )
+    .or_else(|| {
+        check(
+            QuotaLimit::Keys,
+            record.quota.max_keys,
+            record.usage.keys,
+            delta.keys,
+        )
+    })
+}
+
+/// Microseconds since the Unix epoch.
+pub(crate) fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+

@@ -1,0 +1,569 @@
+//! [`Engine`]: opening a database, administering tenants, and reading audit logs as an operator.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redb::{ReadableDatabase, ReadableTable};
+
+use crate::audit::{self, AuditEntry, AuditEvent, AuditQuery, AuditStream};
+use crate::commit::{Committer, PipelineOptions, Reply, Request};
+use crate::context::{Actor, Context, Operator};
+use crate::error::{Error, Result};
+use crate::handle::{Scope, TenantHandle};
+use crate::registry::Registry;
+use crate::schema::{self, TenantRecord};
+use crate::snapshot::Access;
+use crate::types::{Quota, TenantId, TenantInfo, TenantState};
+
+/// When a commit is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Durable when `commit()` returns (fsync; the default).
+    #[default]
+    Immediate,
+    /// Not synced: a crash may lose recent commits, never corrupt the file. For bulk loads and
+    /// tests.
+    None,
+}
+
+/// Settings of an [`Engine`]; start from `EngineOptions::default()`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EngineOptions {
+    /// When commits are durable.
+    pub durability: Durability,
+    /// How long `begin_write` waits for the tenant's previous write transaction (5 s).
+    pub lock_timeout: Duration,
+    /// Largest write transaction, counting keys, values and audit entries (10 MiB).
+    pub max_txn_bytes: usize,
+    /// Keys removed per commit while purging a deleted tenant (10,000).
+    pub purge_chunk_keys: usize,
+    /// Most requests the committer writes in one redb transaction (1,024).
+    pub max_batch_requests: usize,
+    /// redb's page cache, in bytes (redb's default if `None`).
+    pub cache_size: Option<usize>,
+    /// Benchmarks only: switches audit entries off to measure their cost. Never use it in
+    /// production: an engine that does not audit breaks every promise of this crate.
+    #[doc(hidden)]
+    pub audit_enabled: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            durability: Durability::Immediate,
+            lock_timeout: Duration::from_secs(5),
+            max_txn_bytes: 10 * 1024 * 1024,
+            purge_chunk_keys: 10_000,
+            max_batch_requests: 1024,
+            cache_size: None,
+            audit_enabled: true,
+        }
+    }
+}
+
+pub(crate) struct EngineInner {
+    // Field order is drop order: the committer finishes before the database closes.
+    pub(crate) committer: Committer,
+    pub(crate) db: Arc<redb::Database>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) options: EngineOptions,
+}
+
+/// A tenantry database. Cloning is cheap and every clone shares one database and one commit
+/// pipeline; `Engine` is `Send + Sync`.
+///
+/// The code that owns the `Engine` is trusted to pick the tenant from an authenticated request,
+/// as a database server trusts its superuser connection. Everything it hands to request code
+/// (a [`TenantHandle`]) reaches one tenant only.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<EngineInner>,
+}
+
+impl Engine {
+    /// Opens the database at `path`, creating it if missing.
+    ///
+    /// # Errors
+    /// [`Error::DatabaseInUse`] if another process has it open, [`Error::Corrupted`] for a file
+    /// that is not a tenantry database, or a storage error.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, EngineOptions::default())
+    }
+
+    /// Opens the database at `path` with `options`.
+    ///
+    /// # Errors
+    /// As [`Engine::open`].
+    pub fn open_with(path: impl AsRef<Path>, options: EngineOptions) -> Result<Self> {
+        let db = builder(&options).create(path)?;
+        Self::start(db, options)
+    }
+
+    /// A database that lives in memory only.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn in_memory() -> Result<Self> {
+        Self::in_memory_with(EngineOptions::default())
+    }
+
+    /// An in-memory database with `options`.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn in_memory_with(options: EngineOptions) -> Result<Self> {
+        Self::open_backend(redb::backends::InMemoryBackend::new(), options)
+    }
+
+    /// Opens a database on a custom redb storage backend, for fault-injection tests.
+    ///
+    /// # Errors
+    /// As [`Engine::open`].
+    pub fn open_backend(
+        backend: impl redb::StorageBackend,
+        options: EngineOptions,
+    ) -> Result<Self> {
+        let db = builder(&options).create_with_backend(backend)?;
+        Self::start(db, options)
+    }
+
+    fn start(db: redb::Database, options: EngineOptions) -> Result<Self> {
+        let db = Arc::new(db);
+        init_schema(&db)?;
+        let registry = Arc::new(Registry::default());
+        let unpurged = load_registry(&db, &registry)?;
+        let pipeline = PipelineOptions {
+            durability: match options.durability {
+                Durability::Immediate => redb::Durability::Immediate,
+                Durability::None => redb::Durability::None,
+            },
+            audit: options.audit_enabled,
+            max_batch_requests: options.max_batch_requests.max(1),
+            max_batch_bytes: options.max_txn_bytes.saturating_mul(4).max(1 << 20),
+        };
+        let committer = Committer::start(Arc::clone(&db), Arc::clone(&registry), pipeline)?;
+        let engine = Engine {
+            inner: Arc::new(EngineInner {
+                committer,
+                db,
+                registry,
+                options,
+            }),
+        };
+        if !unpurged.is_empty() {
+            engine.resume_purges(unpurged);
+        }
+        Ok(engine)
+    }
+
+    /// Finishes purging tenants whose deletion was interrupted, in the background.
+    fn resume_purges(&self, tenants: Vec<TenantId>) {
+        let queue = Arc::clone(self.inner.committer.queue());
+        let chunk = self.inner.options.purge_chunk_keys;
+        let spawned = std::thread::Builder::new()
+            .name("tenantry-purge".into())
+            .spawn(move || {
+                for tenant in tenants {
+                    if let Err(err) = purge(&queue, tenant, chunk, |_| {}) {
+                        tracing::warn!(%tenant, %err, "purge of a deleted tenant did not finish");
+                    }
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::warn!(%err, "could not start the purge thread; purges resume on next open");
+        }
+    }
+
+    fn submit(&self, request: Request) -> Result<Reply> {
+        self.inner.committer.queue().submit(request)
+    }
+
+    /// Creates a tenant called `name` (1–63 bytes of lowercase letters, digits, `-` and `_`,
+    /// starting with a letter or digit). Audited in the system stream and the tenant's own.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTenantName`], [`Error::TenantNameTaken`], an invalid operator, or a
+    /// storage error.
+    pub fn create_tenant(&self, op: &Operator, name: &str) -> Result<TenantId> {
+        let ids = self.create_tenants(op, [name])?;
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| Error::Corrupted("no tenant id returned".into()))
+    }
+
+    /// Creates several tenants in one transaction: all or none.
+    ///
+    /// # Errors
+    /// As [`Engine::create_tenant`].
+    pub fn create_tenants<'a>(
+        &self,
+        op: &Operator,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<TenantId>> {
+        op.validate()?;
+        let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+        for name in &names {
+            validate_tenant_name(name)?;
+        }
+        match self.submit(Request::CreateTenants {
+            names,
+            actor: Actor::from(op),
+        })? {
+            Reply::Tenants(ids) => Ok(ids),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The id of the live tenant called `name`.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for a registry that is not held in memory.
+    pub fn tenant_id(&self, name: &str) -> Result<Option<TenantId>> {
+        Ok(self.inner.registry.id_of(name))
+    }
+
+    /// Every live (not deleted) tenant, by id.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn list_tenants(&self) -> Result<Vec<TenantInfo>> {
+        Ok(self
+            .all_tenants()?
+            .into_iter()
+            .filter(|t| t.state != TenantState::Deleted)
+            .collect())
+    }
+
+    /// Every tenant ever created, deleted ones included, by id.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn all_tenants(&self) -> Result<Vec<TenantInfo>> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(schema::TENANTS)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (id, bytes) = item?;
+            let record: TenantRecord = schema::decode_record("tenant record", bytes.value())?;
+            out.push(record.info(TenantId::from_raw(id.value())));
+        }
+        Ok(out)
+    }
+
+    /// What the engine knows about one tenant (deleted ones included).
+    ///
+    /// # Errors
+    /// [`Error::UnknownTenant`] or a storage error.
+    pub fn tenant_info(&self, tenant: TenantId) -> Result<TenantInfo> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(schema::TENANTS)?;
+        let bytes = table
+            .get(tenant.get())?
+            .ok_or(Error::UnknownTenant(tenant))?;
+        let record: TenantRecord = schema::decode_record("tenant record", bytes.value())?;
+        Ok(record.info(tenant))
+    }
+
+    /// Changes a tenant's state; `Deleted` is the same as [`Engine::delete_tenant`].
+    ///
+    /// # Errors
+    /// [`Error::UnknownTenant`], [`Error::TenantDeleted`], or a storage error.
+    pub fn set_tenant_state(&self, op: &Operator, tenant: TenantId, state: TenantState) -> Result<()> {
+        if state == TenantState::Deleted {
+            return self.delete_tenant(op, tenant);
+        }
+        op.validate()?;
+        self.submit(Request::SetState {
+            tenant,
+            state,
+            actor: Actor::from(op),
+        })
+        .map(drop)
+    }
+
+    /// Sets a tenant's quota. Usage above a lowered quota is kept, but commits that would grow
+    /// it further are refused.
+    ///
+    /// # Errors
+    /// As [`Engine::set_tenant_state`].
+    pub fn set_quota(&self, op: &Operator, tenant: TenantId, quota: Quota) -> Result<()> {
+        op.validate()?;
+        self.submit(Request::SetQuota {
+            tenant,
+            quota,
+            actor: Actor::from(op),
+        })
+        .map(drop)
+    }
+
+    /// Deletes a tenant: in one transaction its data becomes unreachable, its name is freed and
+    /// its open handles start failing; then its keys are purged in chunks that interleave with
+    /// other tenants' commits. Returns when the purge is complete. The id is never reused and
+    /// the audit log stays readable by operators.
+    ///
+    /// # Errors
+    /// As [`Engine::set_tenant_state`].
+    pub fn delete_tenant(&self, op: &Operator, tenant: TenantId) -> Result<()> {
+        self.delete_tenant_with_progress(op, tenant, |_| {})
+    }
+
+    /// [`Engine::delete_tenant`], calling `progress` with the number of keys purged so far
+    /// after each chunk.
+    ///
+    /// # Errors
+    /// As [`Engine::delete_tenant`].
+    pub fn delete_tenant_with_progress(
+        &self,
+        op: &Operator,
+        tenant: TenantId,
+        progress: impl FnMut(u64),
+    ) -> Result<()> {
+        op.validate()?;
+        self.submit(Request::Delete {
+            tenant,
+            actor: Actor::from(op),
+        })?;
+        purge(
+            self.inner.committer.queue(),
+            tenant,
+            self.inner.options.purge_chunk_keys,
+            progress,
+        )
+    }
+
+    /// A handle bound to the context's tenant. Costs no I/O.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTenant`], [`Error::TenantSuspended`], [`Error::TenantDeleted`], or an
+    /// over-long context field ([`Error::InvalidField`]).
+    pub fn tenant(&self, ctx: &Context) -> Result<TenantHandle> {
+        ctx.validate()?;
+        let tenant = self.inner.registry.get(ctx.tenant)?;
+        tenant.check_readable()?;
+        Ok(TenantHandle::new(Scope {
+            engine: Arc::clone(&self.inner),
+            tenant,
+            actor: Actor::from(ctx),
+            access: Access::Tenant,
+        }))
+    }
+
+    pub(crate) fn operator_scope(&self, op: &Operator, tenant: TenantId) -> Result<Scope> {
+        let shared = self.inner.registry.get(tenant)?;
+        if shared.state() == TenantState::Deleted {
+            return Err(Error::TenantDeleted(tenant));
+        }
+        Ok(Scope {
+            engine: Arc::clone(&self.inner),
+            tenant: shared,
+            actor: Actor::from(op),
+            access: Access::Operator,
+        })
+    }
+
+    /// Records an operator's event in the given streams, durably.
+    pub(crate) fn audit_operator(
+        &self,
+        op: &Operator,
+        streams: Vec<AuditStream>,
+        event: AuditEvent,
+    ) -> Result<()> {
+        self.submit(Request::Audit {
+            streams,
+            actor: Actor::from(op),
+            draft: event,
+        })
+        .map(drop)
+    }
+
+    /// A tenant's audit log, newest first, for an operator; works for deleted tenants too.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTenant`] or a storage error.
+    pub fn tenant_audit_log(
+        &self,
+        op: &Operator,
+        tenant: TenantId,
+        query: &AuditQuery,
+    ) -> Result<Vec<AuditEntry>> {
+        op.validate()?;
+        self.inner.registry.get(tenant)?;
+        let txn = self.inner.db.begin_read()?;
+        audit::query(&txn, AuditStream::Tenant(tenant), query)
+    }
+
+    /// The system stream (operator actions), newest first.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn system_audit_log(&self, op: &Operator, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        op.validate()?;
+        let txn = self.inner.db.begin_read()?;
+        audit::query(&txn, AuditStream::System, query)
+    }
+
+    /// Writes a stream, oldest first, as JSON Lines; returns the number of entries.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTenant`], a storage error, or an I/O error of `out`.
+    pub fn export_audit_jsonl(&self, op: &Operator, stream: AuditStream, out: impl Write) -> Result<u64> {
+        op.validate()?;
+        if let AuditStream::Tenant(t) = stream {
+            self.inner.registry.get(t)?;
+        }
+        let txn = self.inner.db.begin_read()?;
+        audit::write_jsonl(&txn, stream, out)
+    }
+
+    /// Recomputes a tenant's audit chain; returns the number of entries verified.
+    ///
+    /// # Errors
+    /// [`Error::AuditTampered`] naming the first bad seq, [`Error::UnknownTenant`], or a storage
+    /// error.
+    pub fn verify_audit(&self, tenant: TenantId) -> Result<u64> {
+        self.inner.registry.get(tenant)?;
+        self.verify_stream(AuditStream::Tenant(tenant), None)
+    }
+
+    /// [`Engine::verify_audit`], and also checks that the entry at `seq` still has the hash
+    /// `head` that the tenant kept from a [`crate::CommitReceipt`]: catches a truncated log or
+    /// a file rolled back past that point, even if the whole chain was recomputed.
+    ///
+    /// # Errors
+    /// As [`Engine::verify_audit`].
+    pub fn verify_audit_against(&self, tenant: TenantId, seq: u64, head: &[u8; 32]) -> Result<u64> {
+        self.inner.registry.get(tenant)?;
+        self.verify_stream(AuditStream::Tenant(tenant), Some((seq, head)))
+    }
+
+    /// Recomputes the chain of any stream, the system stream included.
+    ///
+    /// # Errors
+    /// As [`Engine::verify_audit`].
+    pub fn verify_stream(&self, stream: AuditStream, anchor: Option<(u64, &[u8; 32])>) -> Result<u64> {
+        let txn = self.inner.db.begin_read()?;
+        audit::verify(&txn, stream, anchor)
+    }
+
+    /// Why the commit pipeline stopped, if a storage failure stopped it.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.committer.queue().failure()
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+fn builder(options: &EngineOptions) -> redb::Builder {
+    let mut builder = redb::Builder::new();
+    if let Some(size) = options.cache_size {
+        builder.set_cache_size(size);
+    }
+    builder
+}
+
+fn unexpected(reply: &Reply) -> Error {
+    Error::Corrupted(format!("unexpected reply from the committer: {reply:?}"))
+}
+
+fn purge(
+    queue: &crate::commit::CommitQueue,
+    tenant: TenantId,
+    chunk: usize,
+    mut progress: impl FnMut(u64),
+) -> Result<()> {
+    let mut total = 0;
+    loop {
+        match queue.submit(Request::Purge {
+            tenant,
+            max_keys: chunk.max(1),
+        })? {
+            Reply::Purged { removed, done } => {
+                total += removed;
+                progress(total);
+                if done {
+                    return Ok(());
+                }
+            }
+            other => return Err(unexpected(&other)),
+        }
+    }
+}
+
+/// Creates every table and checks the format version.
+fn init_schema(db: &redb::Database) -> Result<()> {
+    let txn = db.begin_write()?;
+    {
+        txn.open_table(schema::DATA)?;
+        txn.open_table(schema::TABLES)?;
+        txn.open_table(schema::TENANTS)?;
+        txn.open_table(schema::TENANT_NAMES)?;
+        txn.open_table(schema::AUDIT)?;
+        txn.open_table(schema::AUDIT_HEADS)?;
+        let mut meta = txn.open_table(schema::META)?;
+        let version = meta.get(schema::META_FORMAT)?.map(|v| v.value());
+        match version {
+            None => {
+                meta.insert(schema::META_FORMAT, schema::FORMAT_VERSION)?;
+            }
+            Some(schema::FORMAT_VERSION) => {}
+            Some(other) => {
+                return Err(Error::Corrupted(format!(
+                    "unsupported tenantry format version {other}"
+                )));
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Loads every tenant into the registry; returns deleted tenants whose purge did not finish.
+fn load_registry(db: &redb::Database, registry: &Registry) -> Result<Vec<TenantId>> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(schema::TENANTS)?;
+    let mut unpurged = Vec::new();
+    for item in table.iter()? {
+        let (id, bytes) = item?;
+        let id = TenantId::from_raw(id.value());
+        let record: TenantRecord = schema::decode_record("tenant record", bytes.value())?;
+        registry.insert(id, &record.name, record.state());
+        if record.state() == TenantState::Deleted && !record.purged {
+            unpurged.push(id);
+        }
+    }
+    Ok(unpurged)
+}
+
+/// Tenant names: 1 to 63 bytes of `[a-z0-9_-]`, starting with a letter or digit.
+pub(crate) fn validate_tenant_name(name: &str) -> Result<()> {
+    let invalid = |reason| {
+        Err(Error::InvalidTenantName {
+            name: name.chars().take(80).collect(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return invalid("must not be empty");
+    }
+    if name.len() > 63 {
+        return invalid("longer than 63 bytes");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        return invalid("only lowercase ASCII letters, digits, '-' and '_' are allowed");
+    }
+    if !name.as_bytes()[0].is_ascii_alphanumeric() {
+        return invalid("must start with a letter or digit");
+    }
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! [`TenantHandle`]: the only way request code reaches data.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use crate::audit::{self, AuditEntry, AuditQuery, AuditStream};
+use crate::context::Actor;
+use crate::engine::EngineInner;
+use crate::error::Result;
+use crate::registry::TenantShared;
+use crate::snapshot::{Access, Snapshot};
+use crate::txn::{ReadTxn, WriteTxn};
+use crate::types::TenantId;
+
+/// What a handle is bound to: one engine, one tenant, one actor.
+pub(crate) struct Scope {
+    pub(crate) engine: Arc<EngineInner>,
+    pub(crate) tenant: Arc<TenantShared>,
+    pub(crate) actor: Actor,
+    pub(crate) access: Access,
+}
+
+impl Scope {
+    pub(crate) fn snapshot(&self) -> Result<Snapshot> {
+        Snapshot::begin(&self.engine.db, Arc::clone(&self.tenant), self.access)
+    }
+
+    pub(crate) fn begin_write(self: &Arc<Self>) -> Result<WriteTxn> {
+        self.tenant.check_readable()?;
+        let lock = self
+            .tenant
+            .lock_writes(self.engine.options.lock_timeout)?;
+        // Taken after the lock: no other commit of this tenant can land after this snapshot.
+        let snapshot = self.snapshot()?;
+        Ok(WriteTxn::new(Arc::clone(self), snapshot, lock))
+    }
+}
+
+/// A handle bound to one tenant and one request context.
+///
+/// Everything it reaches belongs to its tenant: there is no method that takes a tenant id, so a
+/// query that "forgot the tenant filter" cannot be written. Opening one costs no I/O; make one
+/// per request with [`crate::Engine::tenant`]. Cloning is cheap.
+#[derive(Clone)]
+pub struct TenantHandle {
+    scope: Arc<Scope>,
+}
+
+impl TenantHandle {
+    pub(crate) fn new(scope: Scope) -> Self {
+        TenantHandle {
+            scope: Arc::new(scope),
+        }
+    }
+
+    /// The tenant this handle is bound to.
+    pub fn tenant_id(&self) -> TenantId {
+        self.scope.tenant.id
+    }
+
+    /// A consistent snapshot of the tenant's tables.
+    ///
+    /// # Errors
+    /// A suspended or deleted tenant, or a storage error.
+    pub fn begin_read(&self) -> Result<ReadTxn> {
+        Ok(ReadTxn::new(self.scope.snapshot()?))
+    }
+
+    /// A write transaction. Waits for the tenant's previous write transaction to finish, at
+    /// most the engine's lock timeout.
+    ///
+    /// # Errors
+    /// [`crate::Error::LockTimeout`] (retryable), a suspended or deleted tenant, or a storage
+    /// error.
+    pub fn begin_write(&self) -> Result<WriteTxn> {
+        self.scope.begin_write()
+    }
+
+    /// The tenant's audit log, newest first.
+    ///
+    /// # Errors
+    /// A suspended or deleted tenant, or a storage error.
+    pub fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let snapshot = self.scope.snapshot()?;
+        audit::query(snapshot.txn(), AuditStream::Tenant(self.tenant_id()), query)
+    }
+
+    /// Writes the tenant's whole audit log, oldest first, as JSON Lines.
+    ///
+    /// # Errors
+    /// As [`TenantHandle::audit_log`], or an I/O error of `out`.
+    pub fn export_audit_jsonl(&self, out: impl Write) -> Result<u64> {
+        let snapshot = self.scope.snapshot()?;
+        audit::write_jsonl(snapshot.txn(), AuditStream::Tenant(self.tenant_id()), out)
+    }
+
+    /// A handle that may also use the tenant's reserved tables (names starting with `_`), for
+    /// components built on the engine: the plugin host keeps a tenant's plugins there. Never
+    /// give such a handle to tenant-supplied code.
+    pub fn with_reserved_tables(&self) -> TenantHandle {
+        self.rescope(Access::TenantReserved, self.scope.actor.clone())
+    }
+
+    /// A handle whose audit entries name `origin` (for example a plugin, its version and an
+    /// invocation id), as the plugin host does for each invocation.
+    pub fn with_origin(&self, origin: impl Into<String>) -> TenantHandle {
+        let mut actor = self.scope.actor.clone();
+        actor.origin = Some(origin.into());
+        self.rescope(self.scope.access, actor)
+    }
+
+    fn rescope(&self, access: Access, actor: Actor) -> TenantHandle {
+        TenantHandle::new(Scope {
+            engine: Arc::clone(&self.scope.engine),
+            tenant: Arc::clone(&self.scope.tenant),
+            actor,
+            access,
+        })
+    }
+}
+
+impl std::fmt::Debug for TenantHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantHandle")
+            .field("tenant", &self.scope.tenant.id)
+            .field("actor", &self.scope.actor.actor)
+            .finish_non_exhaustive()
+    }
+}

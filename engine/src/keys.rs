@@ -1,0 +1,290 @@
+//! Physical keys: the only module that builds or takes apart keys of the shared data table.
+//!
+//! All tenants' data lives in one redb table, `tenantry.data`, whose keys are byte strings
+//! compared with `memcmp`:
+//!
+//! ```text
+//!  byte  0          8          12                 12 + n
+//!        +----------+----------+------------------+
+//!        | tenant   | table    | user key         |
+//!        | u64 BE   | u32 BE   | n bytes, n >= 0  |
+//!        +----------+----------+------------------+
+//! ```
+//!
+//! * The tenant id and table id are fixed width, so the encoding is injective: two different
+//!   `(tenant, table, key)` triples never give the same bytes, whatever the user key holds
+//!   (empty, `0xFF…`, or bytes that look like another encoded key).
+//! * Big-endian ids make each `(tenant, table)` pair a contiguous key range, so a tenant's table
+//!   is `[prefix, prefix + 1)` where `prefix + 1` is the 12-byte prefix incremented as a number.
+//!   Tenant ids stay below `u64::MAX` and table ids below `u32::MAX`, so that increment never
+//!   wraps. Every scan, prefix and range is clamped to that interval before it reaches redb.
+//! * Table ids are assigned per tenant by the commit pipeline on a table's first write, and are
+//!   never reused; the name-to-id map lives in `tenantry.tables`, keyed `tenant u64 BE ++ name`.
+
+use std::ops::Bound;
+
+use crate::error::{Error, Result};
+use crate::types::TenantId;
+
+/// Longest user key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 4 * 1024;
+/// Longest value accepted, in bytes.
+pub const MAX_VALUE_LEN: usize = 16 * 1024 * 1024;
+/// Longest table name accepted, in bytes.
+pub const MAX_TABLE_NAME_LEN: usize = 64;
+
+const PREFIX_LEN: usize = 12;
+
+/// A table id, unique within the database.
+pub(crate) type TableId = u32;
+
+/// The 12-byte prefix shared by every key of one tenant's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TablePrefix([u8; PREFIX_LEN]);
+
+/// A physical key range, already clamped to one tenant's table.
+pub(crate) type PhysicalRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+impl TablePrefix {
+    pub(crate) fn new(tenant: TenantId, table: TableId) -> Self {
+        let mut bytes = [0u8; PREFIX_LEN];
+        bytes[..8].copy_from_slice(&tenant.get().to_be_bytes());
+        bytes[8..].copy_from_slice(&table.to_be_bytes());
+        TablePrefix(bytes)
+    }
+
+    /// The physical key of `user_key` in this table.
+    pub(crate) fn key(&self, user_key: &[u8]) -> Vec<u8> {
+        let mut key = Vec::with_capacity(PREFIX_LEN + user_key.len());
+        key.extend_from_slice(&self.0);
+        key.extend_from_slice(user_key);
+        key
+    }
+
+    /// The user key of a physical key, or `None` if the key is outside this table.
+    pub(crate) fn strip<'a>(&self, physical: &'a [u8]) -> Option<&'a [u8]> {
+        physical.strip_prefix(&self.0[..])
+    }
+
+    /// The exclusive upper end of this table.
+    fn end(&self) -> Vec<u8> {
+        successor(&self.0).unwrap_or_default()
+    }
+
+    /// Every key of this table whose user key starts with `prefix`.
+    pub(crate) fn prefix_range(&self, prefix: &[u8]) -> PhysicalRange {
+        let start = self.key(prefix);
+        let end = successor(&start).unwrap_or_else(|| self.end());
+        (Bound::Included(start), Bound::Excluded(end))
+    }
+
+    /// The user range `bounds`, clamped to this table; `None` when it is empty.
+    pub(crate) fn range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Option<PhysicalRange> {
+        if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) =
+            (start, end)
+        {
+            let empty = match (start, end) {
+                (Bound::Included(_), Bound::Included(_)) => s > e,
+                _ => s >= e,
+            };
+            if empty {
+                return None;
+            }
+        }
+        let lower = match start {
+            Bound::Included(k) => Bound::Included(self.key(k)),
+            Bound::Excluded(k) => Bound::Excluded(self.key(k)),
+            Bound::Unbounded => Bound::Included(self.0.to_vec()),
+        };
+        let upper = match end {
+            Bound::Included(k) => Bound::Included(self.key(k)),
+            Bound::Excluded(k) => Bound::Excluded(self.key(k)),
+            Bound::Unbounded => Bound::Excluded(self.end()),
+        };
+        Some((lower, upper))
+    }
+}
+
+/// Every physical key of one tenant, all tables included.
+pub(crate) fn tenant_range(tenant: TenantId) -> (Vec<u8>, Vec<u8>) {
+    let start = tenant.get().to_be_bytes().to_vec();
+    let end = successor(&start).unwrap_or_default();
+    (start, end)
+}
+
+/// The smallest byte string greater than every string that starts with `bytes`, if any.
+fn successor(bytes: &[u8]) -> Option<Vec<u8>> {
+    let last = bytes.iter().rposition(|&b| b != 0xFF)?;
+    let mut next = bytes[..=last].to_vec();
+    next[last] += 1;
+    Some(next)
+}
+
+/// Key of `tenantry.tables`: the tenant, then the table name.
+pub(crate) fn table_name_key(tenant: TenantId, name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + name.len());
+    key.extend_from_slice(&tenant.get().to_be_bytes());
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// Table names: 1 to 64 bytes of `[A-Za-z0-9_.-]`, not starting with `_` (reserved for the
+/// engine and the plugin host).
+pub(crate) fn validate_table_name(name: &str, allow_reserved: bool) -> Result<()> {
+    let invalid = |reason| {
+        Err(Error::InvalidTableName {
+            name: name.chars().take(80).collect(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return invalid("must not be empty");
+    }
+    if name.len() > MAX_TABLE_NAME_LEN {
+        return invalid("longer than 64 bytes");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return invalid("only ASCII letters, digits, '_', '-' and '.' are allowed");
+    }
+    if name.starts_with('_') && !allow_reserved {
+        return invalid("names starting with '_' are reserved");
+    }
+    Ok(())
+}
+
+pub(crate) fn check_key(key: &[u8]) -> Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::KeyTooLarge {
+            len: key.len(),
+            max: MAX_KEY_LEN,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn check_value(value: &[u8]) -> Result<()> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::ValueTooLarge {
+            len: value.len(),
+            max: MAX_VALUE_LEN,
+        });
+    }
+    Ok(())
+}
+
+/// A key as shown in an audit target: printable ASCII as is, anything else as hex, and long
+/// keys shortened visibly.
+pub(crate) fn display_key(key: &[u8]) -> String {
+    const SHOWN: usize = 48;
+    let printable = key.iter().all(|b| (0x21..0x7F).contains(b));
+    let shown = &key[..key.len().min(SHOWN)];
+    let mut out = if printable && !key.is_empty() {
+        String::from_utf8_lossy(shown).into_owned()
+    } else {
+        let mut hex = String::with_capacity(2 + shown.len() * 2);
+        hex.push_str("0x");
+        for b in shown {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        hex
+    };
+    if key.len() > SHOWN {
+        out.push_str(&format!("…(+{} bytes)", key.len() - SHOWN));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(n: u64) -> TenantId {
+        TenantId::from_raw(n)
+    }
+
+    #[test]
+    fn encoding_is_big_endian_tenant_then_table_then_key() {
+        let cases: &[(u64, u32, &[u8], &[u8])] = &[
+            (1, 1, b"", &[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]),
+            (
+                0x0102,
+                0x0304,
+                b"k",
+                &[0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 3, 4, b'k'],
+            ),
+            (
+                2,
+                7,
+                &[0xFF, 0xFF],
+                &[0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 7, 0xFF, 0xFF],
+            ),
+        ];
+        for &(tenant, table, key, want) in cases {
+            assert_eq!(TablePrefix::new(t(tenant), table).key(key), want);
+        }
+    }
+
+    #[test]
+    fn prefix_of_ff_keys_stays_in_table() {
+        let p = TablePrefix::new(t(5), 9);
+        let (lo, hi) = p.prefix_range(&[0xFF, 0xFF]);
+        assert_eq!(lo, Bound::Included(p.key(&[0xFF, 0xFF])));
+        // All-0xFF prefix: the end is the next table's start, never another tenant.
+        assert_eq!(hi, Bound::Excluded(TablePrefix::new(t(5), 10).key(b"")));
+        let (_, hi) = p.prefix_range(b"");
+        assert_eq!(hi, Bound::Excluded(TablePrefix::new(t(5), 10).key(b"")));
+        let (_, hi) = p.prefix_range(b"a\xFF");
+        assert_eq!(hi, Bound::Excluded(p.key(b"b")));
+    }
+
+    #[test]
+    fn unbounded_ranges_are_clamped_to_the_table() {
+        let p = TablePrefix::new(t(3), 1);
+        let (lo, hi) = p
+            .range(Bound::Unbounded, Bound::Unbounded)
+            .unwrap_or_else(|| unreachable!());
+        assert_eq!(lo, Bound::Included(p.key(b"")));
+        assert_eq!(hi, Bound::Excluded(TablePrefix::new(t(3), 2).key(b"")));
+    }
+
+    #[test]
+    fn inverted_or_empty_ranges_are_none() {
+        let p = TablePrefix::new(t(3), 1);
+        assert!(p.range(Bound::Included(b"m"), Bound::Excluded(b"a")).is_none());
+        assert!(p.range(Bound::Included(b"a"), Bound::Excluded(b"a")).is_none());
+        assert!(p.range(Bound::Excluded(b"a"), Bound::Included(b"a")).is_none());
+        assert!(p.range(Bound::Included(b"a"), Bound::Included(b"a")).is_some());
+    }
+
+    #[test]
+    fn keys_that_look_like_encoded_ids_do_not_escape() {
+        let a = TablePrefix::new(t(1), 1);
+        let forged = TablePrefix::new(t(2), 1).key(b"secret");
+        let key = a.key(&forged);
+        assert_eq!(a.strip(&key), Some(&forged[..]));
+        assert!(TablePrefix::new(t(2), 1).strip(&key).is_none());
+    }
+
+    #[test]
+    fn table_names() {
+        for ok in ["projects", "a", "x.y-z_1", &"n".repeat(64)] {
+            assert!(validate_table_name(ok, false).is_ok(), "{ok}");
+        }
+        for bad in ["", "_sys", "a/b", "sp ace", "é", &"n".repeat(65)] {
+            assert!(validate_table_name(bad, false).is_err(), "{bad}");
+        }
+        assert!(validate_table_name("_plugins", true).is_ok());
+    }
+
+    #[test]
+    fn display_key_shortens_and_escapes() {
+        assert_eq!(display_key(b"p1"), "p1");
+        assert_eq!(display_key(b""), "0x");
+        assert_eq!(display_key(b"a b"), "0x612062");
+        let long = display_key(&[b'k'; 100]);
+        assert!(long.ends_with("…(+52 bytes)"), "{long}");
+    }
+}

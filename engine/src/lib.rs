@@ -1,0 +1,107 @@
+//! # tenantry-engine
+//!
+//! An embedded multi-tenant storage engine on [redb](https://docs.rs/redb): one database file
+//! serves many tenants, request code reaches exactly one tenant through a [`TenantHandle`], and
+//! every change is recorded, in the same transaction, in a tamper-evident audit log.
+//!
+//! ```
+//! use std::ops::Bound;
+//! use tenantry_engine::{AuditQuery, Context, Engine, Operator};
+//!
+//! # fn main() -> Result<(), tenantry_engine::Error> {
+//! let engine = Engine::in_memory()?;                  // or Engine::open("app.redb")?
+//! let op = Operator::new("ops:alice");
+//! let acme = engine.create_tenant(&op, "acme")?;
+//!
+//! // At the edge of a request: who is asking, for which tenant.
+//! let ctx = Context::tenant(acme).actor("user:42").ip("203.0.113.9").request_id("req-7");
+//! let t = engine.tenant(&ctx)?;                        // no I/O; one per request
+//!
+//! let mut tx = t.begin_write()?;
+//! tx.put("projects", b"p1", b"apollo")?;
+//! tx.audit("project.create", Some("created from the web app"))?;
+//! let receipt = tx.commit()?;                          // durable when it returns
+//!
+//! let r = t.begin_read()?;
+//! assert_eq!(r.get("projects", b"p1")?, Some(b"apollo".to_vec()));
+//! let from_a: Vec<_> = r.range("projects", (Bound::Included(&b"a"[..]), Bound::Unbounded))?
+//!     .collect::<Result<_, _>>()?;
+//! assert_eq!(from_a, vec![(b"p1".to_vec(), b"apollo".to_vec())]);
+//!
+//! // Who did what: newest first, with actor, ip and request id filled in by the engine.
+//! let log = t.audit_log(&AuditQuery::default())?;
+//! assert_eq!(log[0].action, "project.create");
+//! assert_eq!(log[1].action, "kv.put");
+//! assert_eq!(log[1].actor.as_deref(), Some("user:42"));
+//! engine.verify_audit_against(acme, receipt.audit_seq, &receipt.audit_head)?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Trust model
+//!
+//! The code that owns the [`Engine`] (the application's set-up and request edge) is trusted to
+//! pick the tenant from an authenticated request, as a database server trusts its superuser
+//! connection. Code that holds only a [`TenantHandle`], and every plugin, reaches only that
+//! tenant: no method of a handle or its transactions takes a tenant id. Operator power is a
+//! distinct type, [`Operator`], which a [`Context`] can never stand in for. The one way around
+//! isolation is [`Engine::unscoped_unsafe`], which needs an operator and a reason and is audited
+//! in every tenant it touches.
+//!
+//! ## Storage layout
+//!
+//! All tenants share one redb table whose keys are `tenant id ‖ table id ‖ user key` with fixed
+//! width ids (see the `keys` module for the byte table); every read is clamped to the
+//! tenant's and table's key range. The other tables are listed in the `schema` module.
+//!
+//! ## Transactions and the commit pipeline
+//!
+//! * [`ReadTxn`] is a redb snapshot: it never blocks and is never blocked.
+//! * [`WriteTxn`] takes the tenant's write lock (bounded wait, [`Error::LockTimeout`]), reads a
+//!   snapshot taken after the lock, and buffers its writes: so transactions of one tenant are
+//!   serializable, and an open transaction never holds redb's write lock.
+//! * [`WriteTxn::commit`] queues the buffer to one committer thread, which writes every queued
+//!   commit (many tenants at once) in one redb transaction with one fsync, validating each
+//!   against tenant state and quota first, and appending its audit entries to the tenant's hash
+//!   chain in that same transaction. A refused commit writes nothing but the audit entries
+//!   recording the refusal. After a storage failure the pipeline stops: pending and later
+//!   commits fail with [`Error::EngineFailed`], and nothing acknowledged is lost.
+//! * A transaction is capped at 10 MiB (keys, values and audit entries), keys at 4 KiB, values
+//!   at 16 MiB, so that no tenant can stall the shared commit.
+//!
+//! ## Audit
+//!
+//! See [`AuditEntry`] and the `audit` module for the hash chain.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod audit;
+mod commit;
+mod context;
+mod engine;
+mod error;
+mod handle;
+mod keys;
+mod registry;
+mod schema;
+mod snapshot;
+mod txn;
+mod types;
+mod unscoped;
+
+pub use audit::{
+    AuditEntry, AuditEvent, AuditQuery, AuditStream, MAX_ACTION_LEN, MAX_MESSAGE_LEN,
+    MAX_TARGET_LEN, Outcome, hash_hex,
+};
+pub use commit::CommitReceipt;
+pub use context::{Context, MAX_FIELD_LEN, Operator};
+pub use engine::{Durability, Engine, EngineOptions};
+pub use error::{Error, QuotaLimit, Result, StorageError};
+pub use handle::TenantHandle;
+pub use keys::{MAX_KEY_LEN, MAX_TABLE_NAME_LEN, MAX_VALUE_LEN};
+pub use snapshot::{KeyValue, Scan};
+pub use txn::{ReadTxn, WriteScan, WriteTxn};
+pub use types::{Quota, TenantId, TenantInfo, TenantState, Usage};
+pub use unscoped::UnscopedHandle;
+
+/// Re-exported for [`Engine::open_backend`]: implement it to inject storage faults in tests.
+pub use redb::StorageBackend;

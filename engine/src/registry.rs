@@ -1,0 +1,157 @@
+//! The in-memory registry of tenants: ids, names, states, table ids and write locks.
+//!
+//! It mirrors `tenantry.tenants` so that opening a handle and checking a tenant's state cost no
+//! I/O. Only the commit pipeline changes it, after the redb transaction that made the change has
+//! committed, so it never shows a state that is not durable (with `Durability::Immediate`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::keys::TableId;
+use crate::types::{TenantId, TenantState};
+
+/// What every handle of one tenant shares.
+#[derive(Debug)]
+pub(crate) struct TenantShared {
+    pub(crate) id: TenantId,
+    state: AtomicU8,
+    write_held: Mutex<bool>,
+    write_released: Condvar,
+    tables: RwLock<HashMap<String, TableId>>,
+}
+
+impl TenantShared {
+    pub(crate) fn new(id: TenantId, state: TenantState) -> Self {
+        TenantShared {
+            id,
+            state: AtomicU8::new(state.to_u8()),
+            write_held: Mutex::new(false),
+            write_released: Condvar::new(),
+            tables: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn state(&self) -> TenantState {
+        TenantState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_state(&self, state: TenantState) {
+        self.state.store(state.to_u8(), Ordering::Release);
+    }
+
+    /// Fails unless the tenant may be read.
+    pub(crate) fn check_readable(&self) -> Result<()> {
+        match self.state() {
+            TenantState::Active | TenantState::ReadOnly => Ok(()),
+            TenantState::Suspended => Err(Error::TenantSuspended(self.id)),
+            TenantState::Deleted => Err(Error::TenantDeleted(self.id)),
+        }
+    }
+
+    /// Fails unless the tenant may be written.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        self.check_readable()?;
+        match self.state() {
+            TenantState::ReadOnly => Err(Error::TenantReadOnly(self.id)),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn cached_table(&self, name: &str) -> Option<TableId> {
+        self.tables.read().get(name).copied()
+    }
+
+    pub(crate) fn remember_table(&self, name: &str, id: TableId) {
+        self.tables.write().insert(name.to_owned(), id);
+    }
+
+    /// Takes the tenant's write lock, waiting at most `timeout`.
+    pub(crate) fn lock_writes(self: &Arc<Self>, timeout: Duration) -> Result<WriteLockGuard> {
+        let deadline = Instant::now() + timeout;
+        let mut held = self.write_held.lock();
+        while *held {
+            if self.write_released.wait_until(&mut held, deadline).timed_out() && *held {
+                return Err(Error::LockTimeout {
+                    tenant: self.id,
+                    waited: timeout,
+                });
+            }
+        }
+        *held = true;
+        Ok(WriteLockGuard {
+            tenant: Arc::clone(self),
+        })
+    }
+}
+
+/// Holds one tenant's write lock until dropped.
+#[derive(Debug)]
+pub(crate) struct WriteLockGuard {
+    tenant: Arc<TenantShared>,
+}
+
+impl Drop for WriteLockGuard {
+    fn drop(&mut self) {
+        *self.tenant.write_held.lock() = false;
+        self.tenant.write_released.notify_one();
+    }
+}
+
+#[derive(Debug, Default)]
+struct RegistryInner {
+    by_id: HashMap<TenantId, Arc<TenantShared>>,
+    by_name: HashMap<String, TenantId>,
+}
+
+/// Every tenant the database has ever had, deleted ones included.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    inner: RwLock<RegistryInner>,
+}
+
+impl Registry {
+    pub(crate) fn get(&self, id: TenantId) -> Result<Arc<TenantShared>> {
+        self.inner
+            .read()
+            .by_id
+            .get(&id)
+            .cloned()
+            .ok_or(Error::UnknownTenant(id))
+    }
+
+    pub(crate) fn id_of(&self, name: &str) -> Option<TenantId> {
+        self.inner.read().by_name.get(name).copied()
+    }
+
+    /// Adds a tenant; a live tenant's name becomes resolvable.
+    pub(crate) fn insert(&self, id: TenantId, name: &str, state: TenantState) {
+        let mut inner = self.inner.write();
+        inner
+            .by_id
+            .insert(id, Arc::new(TenantShared::new(id, state)));
+        if state != TenantState::Deleted {
+            inner.by_name.insert(name.to_owned(), id);
+        }
+    }
+
+    pub(crate) fn set_state(&self, id: TenantId, state: TenantState) {
+        let mut inner = self.inner.write();
+        if let Some(t) = inner.by_id.get(&id) {
+            t.set_state(state);
+        }
+        if state == TenantState::Deleted {
+            inner.by_name.retain(|_, v| *v != id);
+        }
+    }
+
+    pub(crate) fn remember_table(&self, id: TenantId, name: &str, table: TableId) {
+        if let Some(t) = self.inner.read().by_id.get(&id) {
+            t.remember_table(name, table);
+        }
+    }
+}

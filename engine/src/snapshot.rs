@@ -1,0 +1,194 @@
+//! A consistent, non-blocking view of one tenant's tables at one point in time.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use redb::{ReadOnlyTable, ReadableDatabase};
+
+use crate::error::{Error, Result};
+use crate::keys::{self, PhysicalRange, TableId, TablePrefix};
+use crate::registry::TenantShared;
+use crate::schema;
+use crate::types::TenantState;
+
+/// One entry of a scan: a user key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// A redb read transaction bound to one tenant: every key it reads goes through
+/// [`TablePrefix`], so nothing outside the tenant can be named.
+pub(crate) struct Snapshot {
+    pub(crate) tenant: Arc<TenantShared>,
+    access: Access,
+    txn: redb::ReadTransaction,
+    data: ReadOnlyTable<&'static [u8], &'static [u8]>,
+}
+
+/// Who reads through a snapshot, which decides what it may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// A tenant's own code: tables starting with `_` are refused.
+    Tenant,
+    /// A component built on the engine (the plugin host), which keeps its own `_` tables.
+    TenantReserved,
+    /// An operator through an unscoped handle: may also read a suspended tenant.
+    Operator,
+}
+
+impl Snapshot {
+    pub(crate) fn begin(
+        db: &redb::Database,
+        tenant: Arc<TenantShared>,
+        access: Access,
+    ) -> Result<Self> {
+        let snapshot = Snapshot::begin_unchecked(db, tenant, access)?;
+        snapshot.check_readable()?;
+        Ok(snapshot)
+    }
+
+    fn begin_unchecked(
+        db: &redb::Database,
+        tenant: Arc<TenantShared>,
+        access: Access,
+    ) -> Result<Self> {
+        let txn = db.begin_read()?;
+        let data = txn.open_table(schema::DATA)?;
+        Ok(Snapshot {
+            tenant,
+            access,
+            txn,
+            data,
+        })
+    }
+
+    /// Fails unless the tenant may be read by this snapshot's reader.
+    pub(crate) fn check_readable(&self) -> Result<()> {
+        match (self.access, self.tenant.state()) {
+            (Access::Operator, TenantState::Suspended) => Ok(()),
+            _ => self.tenant.check_readable(),
+        }
+    }
+
+    /// Validates a table name for this snapshot's reader.
+    pub(crate) fn check_table(&self, table: &str) -> Result<()> {
+        keys::validate_table_name(table, self.access != Access::Tenant)
+    }
+
+    pub(crate) fn txn(&self) -> &redb::ReadTransaction {
+        &self.txn
+    }
+
+    /// The id of a table, or `None` if the tenant has never written to it.
+    pub(crate) fn table_id(&self, name: &str) -> Result<Option<TableId>> {
+        if let Some(id) = self.tenant.cached_table(name) {
+            return Ok(Some(id));
+        }
+        let tables = self.txn.open_table(schema::TABLES)?;
+        let key = keys::table_name_key(self.tenant.id, name);
+        let id = tables.get(&key[..])?.map(|v| v.value());
+        if let Some(id) = id {
+            self.tenant.remember_table(name, id);
+        }
+        Ok(id)
+    }
+
+    pub(crate) fn prefix(&self, table: &str) -> Result<Option<TablePrefix>> {
+        self.check_table(table)?;
+        Ok(self
+            .table_id(table)?
+            .map(|id| TablePrefix::new(self.tenant.id, id)))
+    }
+
+    pub(crate) fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check_readable()?;
+        keys::check_key(key)?;
+        let Some(prefix) = self.prefix(table)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .data
+            .get(&prefix.key(key)[..])?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Size (key plus value) of a stored entry, for usage accounting.
+    pub(crate) fn stored_size(&self, prefix: Option<TablePrefix>, key: &[u8]) -> Result<Option<u64>> {
+        let Some(prefix) = prefix else {
+            return Ok(None);
+        };
+        Ok(self
+            .data
+            .get(&prefix.key(key)[..])?
+            .map(|v| (key.len() + v.value().len()) as u64))
+    }
+
+    /// Scans `table` over a clamped physical range.
+    pub(crate) fn scan(
+        &self,
+        table: &str,
+        range: impl FnOnce(TablePrefix) -> Option<PhysicalRange>,
+    ) -> Result<Scan> {
+        self.check_readable()?;
+        let Some(prefix) = self.prefix(table)? else {
+            return Ok(Scan::empty());
+        };
+        let Some((lo, hi)) = range(prefix) else {
+            return Ok(Scan::empty());
+        };
+        let bounds = (as_slice(&lo), as_slice(&hi));
+        let inner = self.data.range::<&[u8]>(bounds)?;
+        Ok(Scan {
+            inner: Some(inner),
+            prefix: Some(prefix),
+        })
+    }
+}
+
+fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(k) => Bound::Included(&k[..]),
+        Bound::Excluded(k) => Bound::Excluded(&k[..]),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// An iterator over one tenant's table, in key order; yields user keys and values.
+pub struct Scan {
+    inner: Option<redb::Range<'static, &'static [u8], &'static [u8]>>,
+    prefix: Option<TablePrefix>,
+}
+
+impl Scan {
+    fn empty() -> Self {
+        Scan {
+            inner: None,
+            prefix: None,
+        }
+    }
+}
+
+impl Iterator for Scan {
+    type Item = Result<KeyValue>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.inner.as_mut()?.next()?;
+        Some(match item {
+            Err(e) => Err(e.into()),
+            Ok((k, v)) => {
+                // The range is clamped to the table; this check is defence in depth.
+                match self.prefix.as_ref().and_then(|p| p.strip(k.value())) {
+                    Some(user_key) => Ok((user_key.to_vec(), v.value().to_vec())),
+                    None => {
+                        self.inner = None;
+                        return Some(Err(Error::Corrupted("scan left its table".into())));
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl std::fmt::Debug for Scan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scan").finish_non_exhaustive()
+    }
+}
