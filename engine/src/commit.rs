@@ -297,10 +297,7 @@ fn run(db: &redb::Database, registry: &Registry, queue: &CommitQueue, opts: Pipe
                 let message = format!("commit of a batch of {size} failed: {err}");
                 tracing::error!("{message}");
                 let rest = queue.fail(message.clone());
-                for reply in replies
-                    .into_iter()
-                    .chain(rest.into_iter().map(|p| p.reply))
-                {
+                for reply in replies.into_iter().chain(rest.into_iter().map(|p| p.reply)) {
                     let _ = reply.send(Err(Error::EngineFailed(message.clone())));
                 }
             }
@@ -457,4 +454,3 @@ pub(crate) fn now_micros() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
-

@@ -272,7 +272,12 @@ impl Engine {
     ///
     /// # Errors
     /// [`Error::UnknownTenant`], [`Error::TenantDeleted`], or a storage error.
-    pub fn set_tenant_state(&self, op: &Operator, tenant: TenantId, state: TenantState) -> Result<()> {
+    pub fn set_tenant_state(
+        &self,
+        op: &Operator,
+        tenant: TenantId,
+        state: TenantState,
+    ) -> Result<()> {
         if state == TenantState::Deleted {
             return self.delete_tenant(op, tenant);
         }
@@ -410,7 +415,12 @@ impl Engine {
     ///
     /// # Errors
     /// [`Error::UnknownTenant`], a storage error, or an I/O error of `out`.
-    pub fn export_audit_jsonl(&self, op: &Operator, stream: AuditStream, out: impl Write) -> Result<u64> {
+    pub fn export_audit_jsonl(
+        &self,
+        op: &Operator,
+        stream: AuditStream,
+        out: impl Write,
+    ) -> Result<u64> {
         op.validate()?;
         if let AuditStream::Tenant(t) = stream {
             self.inner.registry.get(t)?;
@@ -444,7 +454,11 @@ impl Engine {
     ///
     /// # Errors
     /// As [`Engine::verify_audit`].
-    pub fn verify_stream(&self, stream: AuditStream, anchor: Option<(u64, &[u8; 32])>) -> Result<u64> {
+    pub fn verify_stream(
+        &self,
+        stream: AuditStream,
+        anchor: Option<(u64, &[u8; 32])>,
+    ) -> Result<u64> {
         let txn = self.inner.db.begin_read()?;
         audit::verify(&txn, stream, anchor)
     }

@@ -27,9 +27,7 @@ impl Scope {
 
     pub(crate) fn begin_write(self: &Arc<Self>) -> Result<WriteTxn> {
         self.tenant.check_readable()?;
-        let lock = self
-            .tenant
-            .lock_writes(self.engine.options.lock_timeout)?;
+        let lock = self.tenant.lock_writes(self.engine.options.lock_timeout)?;
         // Taken after the lock: no other commit of this tenant can land after this snapshot.
         let snapshot = self.snapshot()?;
         Ok(WriteTxn::new(Arc::clone(self), snapshot, lock))

@@ -253,10 +253,22 @@ mod tests {
     #[test]
     fn inverted_or_empty_ranges_are_none() {
         let p = TablePrefix::new(t(3), 1);
-        assert!(p.range(Bound::Included(b"m"), Bound::Excluded(b"a")).is_none());
-        assert!(p.range(Bound::Included(b"a"), Bound::Excluded(b"a")).is_none());
-        assert!(p.range(Bound::Excluded(b"a"), Bound::Included(b"a")).is_none());
-        assert!(p.range(Bound::Included(b"a"), Bound::Included(b"a")).is_some());
+        assert!(
+            p.range(Bound::Included(b"m"), Bound::Excluded(b"a"))
+                .is_none()
+        );
+        assert!(
+            p.range(Bound::Included(b"a"), Bound::Excluded(b"a"))
+                .is_none()
+        );
+        assert!(
+            p.range(Bound::Excluded(b"a"), Bound::Included(b"a"))
+                .is_none()
+        );
+        assert!(
+            p.range(Bound::Included(b"a"), Bound::Included(b"a"))
+                .is_some()
+        );
     }
 
     #[test]

@@ -75,7 +75,12 @@ impl TenantShared {
         let deadline = Instant::now() + timeout;
         let mut held = self.write_held.lock();
         while *held {
-            if self.write_released.wait_until(&mut held, deadline).timed_out() && *held {
+            if self
+                .write_released
+                .wait_until(&mut held, deadline)
+                .timed_out()
+                && *held
+            {
                 return Err(Error::LockTimeout {
                     tenant: self.id,
                     waited: timeout,

@@ -111,7 +111,11 @@ impl Snapshot {
     }
 
     /// Size (key plus value) of a stored entry, for usage accounting.
-    pub(crate) fn stored_size(&self, prefix: Option<TablePrefix>, key: &[u8]) -> Result<Option<u64>> {
+    pub(crate) fn stored_size(
+        &self,
+        prefix: Option<TablePrefix>,
+        key: &[u8],
+    ) -> Result<Option<u64>> {
         let Some(prefix) = prefix else {
             return Ok(None);
         };

@@ -71,8 +71,7 @@ impl ReadTxn {
     /// As [`ReadTxn::get`].
     pub fn scan_prefix(&self, table: &str, prefix: &[u8]) -> Result<Scan> {
         keys::check_key(prefix)?;
-        self.snapshot
-            .scan(table, |p| Some(p.prefix_range(prefix)))
+        self.snapshot.scan(table, |p| Some(p.prefix_range(prefix)))
     }
 
     /// Every entry of `table` whose key lies in `range`, in key order.
@@ -201,7 +200,12 @@ impl WriteTxn {
     ///
     /// # Errors
     /// As [`WriteTxn::put`], and [`Error::Encode`].
-    pub fn put_value<T: Serialize + ?Sized>(&mut self, table: &str, key: &[u8], value: &T) -> Result<()> {
+    pub fn put_value<T: Serialize + ?Sized>(
+        &mut self,
+        table: &str,
+        key: &[u8],
+        value: &T,
+    ) -> Result<()> {
         let bytes = schema::encode(value)?;
         self.put(table, key, &bytes)
     }
@@ -213,7 +217,8 @@ impl WriteTxn {
     pub fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
         self.check_write(table, key)?;
         let existed = self.get(table, key)?.is_some();
-        let mut event = AuditEvent::new("kv.delete").target(format!("{table}/{}", keys::display_key(key)));
+        let mut event =
+            AuditEvent::new("kv.delete").target(format!("{table}/{}", keys::display_key(key)));
         if !existed {
             event = event.outcome(Outcome::NoChange);
         }
@@ -279,10 +284,14 @@ impl WriteTxn {
     /// As [`ReadTxn::scan_prefix`].
     pub fn scan_prefix(&self, table: &str, prefix: &[u8]) -> Result<WriteScan<'_>> {
         keys::check_key(prefix)?;
-        let base = self.snapshot.scan(table, |p| Some(p.prefix_range(prefix)))?;
+        let base = self
+            .snapshot
+            .scan(table, |p| Some(p.prefix_range(prefix)))?;
         let end = prefix_end(prefix);
         let start = Bound::Included(prefix);
-        let end = end.as_ref().map_or(Bound::Unbounded, |e| Bound::Excluded(&e[..]));
+        let end = end
+            .as_ref()
+            .map_or(Bound::Unbounded, |e| Bound::Excluded(&e[..]));
         Ok(self.merge(table, base, start, end))
     }
 
@@ -290,14 +299,26 @@ impl WriteTxn {
     ///
     /// # Errors
     /// As [`ReadTxn::range`].
-    pub fn range<'a>(&self, table: &str, range: impl RangeBounds<&'a [u8]>) -> Result<WriteScan<'_>> {
+    pub fn range<'a>(
+        &self,
+        table: &str,
+        range: impl RangeBounds<&'a [u8]>,
+    ) -> Result<WriteScan<'_>> {
         let (start, end) = bounds(&range);
         let base = self.snapshot.scan(table, |p| p.range(start, end))?;
         Ok(self.merge(table, base, start, end))
     }
 
-    fn merge(&self, table: &str, base: Scan, start: Bound<&[u8]>, end: Bound<&[u8]>) -> WriteScan<'_> {
-        let empty = TablePrefix::new(self.scope.tenant.id, 0).range(start, end).is_none();
+    fn merge(
+        &self,
+        table: &str,
+        base: Scan,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+    ) -> WriteScan<'_> {
+        let empty = TablePrefix::new(self.scope.tenant.id, 0)
+            .range(start, end)
+            .is_none();
         let overlay = match self.tables.get(table) {
             Some(t) if !empty => Some(t.writes.range::<[u8], _>((start, end))),
             _ => None,
@@ -362,7 +383,9 @@ impl WriteTxn {
         });
         match self.scope.engine.committer.queue().submit(request)? {
             Reply::Receipt(receipt) => Ok(receipt),
-            other => Err(Error::Corrupted(format!("unexpected commit reply {other:?}"))),
+            other => Err(Error::Corrupted(format!(
+                "unexpected commit reply {other:?}"
+            ))),
         }
     }
 

@@ -119,7 +119,12 @@ impl UnscopedHandle {
     ///
     /// # Errors
     /// As [`UnscopedHandle::get`].
-    pub fn scan_prefix(&self, tenant: TenantId, table: &str, prefix: &[u8]) -> Result<Vec<KeyValue>> {
+    pub fn scan_prefix(
+        &self,
+        tenant: TenantId,
+        table: &str,
+        prefix: &[u8],
+    ) -> Result<Vec<KeyValue>> {
         let entries = self
             .read(tenant)?
             .scan_prefix(table, prefix)?

@@ -280,7 +280,11 @@ impl<'t> Batch<'t> {
         Ok(Ok(Reply::Done))
     }
 
-    pub(super) fn delete_tenant(&mut self, tenant: TenantId, actor: &Actor) -> Result<Result<Reply>> {
+    pub(super) fn delete_tenant(
+        &mut self,
+        tenant: TenantId,
+        actor: &Actor,
+    ) -> Result<Result<Reply>> {
         let record = match self.live_record(tenant)? {
             Ok(r) => r,
             Err(e) => return Ok(Err(e)),
