@@ -357,6 +357,25 @@ impl Engine {
         }))
     }
 
+    /// A handle on a tenant's reserved tables only (names starting with `_`), acting as the
+    /// operator: how components built on the engine (the plugin host) keep per-tenant metadata
+    /// on an operator's behalf. It cannot reach the tenant's own tables; every write through it
+    /// is audited in the tenant's stream as the operator's.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTenant`], a suspended or deleted tenant, or an invalid operator.
+    pub fn reserved_handle(&self, op: &Operator, tenant: TenantId) -> Result<TenantHandle> {
+        op.validate()?;
+        let shared = self.inner.registry.get(tenant)?;
+        shared.check_readable()?;
+        Ok(TenantHandle::new(Scope {
+            engine: Arc::clone(&self.inner),
+            tenant: shared,
+            actor: Actor::from(op),
+            access: Access::Reserved,
+        }))
+    }
+
     pub(crate) fn operator_scope(&self, op: &Operator, tenant: TenantId) -> Result<Scope> {
         let shared = self.inner.registry.get(tenant)?;
         if shared.state() == TenantState::Deleted {

@@ -92,18 +92,27 @@ impl TenantHandle {
         audit::write_jsonl(snapshot.txn(), AuditStream::Tenant(self.tenant_id()), out)
     }
 
-    /// A handle that may also use the tenant's reserved tables (names starting with `_`), for
-    /// components built on the engine: the plugin host keeps a tenant's plugins there. Never
-    /// give such a handle to tenant-supplied code.
-    pub fn with_reserved_tables(&self) -> TenantHandle {
-        self.rescope(Access::TenantReserved, self.scope.actor.clone())
+    /// A handle on the tenant's reserved tables only (names starting with `_`), acting as the
+    /// same actor: for components built on the engine, such as the plugin host, which keeps a
+    /// tenant's plugins there. Never give such a handle to tenant-supplied code.
+    pub fn reserved_tables(&self) -> TenantHandle {
+        self.rescope(Access::Reserved, self.scope.actor.clone())
     }
 
     /// A handle whose audit entries name `origin` (for example a plugin, its version and an
     /// invocation id), as the plugin host does for each invocation.
+    /// The origin is cut to [`crate::MAX_FIELD_LEN`] bytes.
     pub fn with_origin(&self, origin: impl Into<String>) -> TenantHandle {
         let mut actor = self.scope.actor.clone();
-        actor.origin = Some(origin.into());
+        let mut origin = origin.into();
+        if origin.len() > crate::MAX_FIELD_LEN {
+            let mut cut = crate::MAX_FIELD_LEN;
+            while !origin.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            origin.truncate(cut);
+        }
+        actor.origin = Some(origin);
         self.rescope(self.scope.access, actor)
     }
 

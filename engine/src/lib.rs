@@ -99,7 +99,7 @@ pub use error::{Error, QuotaLimit, Result, StorageError};
 pub use handle::TenantHandle;
 pub use keys::{MAX_KEY_LEN, MAX_TABLE_NAME_LEN, MAX_VALUE_LEN};
 pub use snapshot::{KeyValue, Scan};
-pub use txn::{ReadTxn, WriteScan, WriteTxn};
+pub use txn::{ReadTxn, WriteScan, WriteTxn, decode_value};
 pub use types::{Quota, TenantId, TenantInfo, TenantState, Usage};
 pub use unscoped::UnscopedHandle;
 

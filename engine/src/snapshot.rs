@@ -28,8 +28,9 @@ pub(crate) struct Snapshot {
 pub(crate) enum Access {
     /// A tenant's own code: tables starting with `_` are refused.
     Tenant,
-    /// A component built on the engine (the plugin host), which keeps its own `_` tables.
-    TenantReserved,
+    /// A component built on the engine (the plugin host): only the tenant's reserved tables,
+    /// those whose name starts with `_`.
+    Reserved,
     /// An operator through an unscoped handle: may also read a suspended tenant.
     Operator,
 }
@@ -70,7 +71,14 @@ impl Snapshot {
 
     /// Validates a table name for this snapshot's reader.
     pub(crate) fn check_table(&self, table: &str) -> Result<()> {
-        keys::validate_table_name(table, self.access != Access::Tenant)
+        keys::validate_table_name(table, self.access != Access::Tenant)?;
+        if self.access == Access::Reserved && !table.starts_with('_') {
+            return Err(Error::InvalidTableName {
+                name: table.to_owned(),
+                reason: "this handle reaches only reserved tables (names starting with '_')",
+            });
+        }
+        Ok(())
     }
 
     pub(crate) fn txn(&self) -> &redb::ReadTransaction {

@@ -22,7 +22,15 @@ fn bounds<'a>(range: &impl RangeBounds<&'a [u8]>) -> (Bound<&'a [u8]>, Bound<&'a
     (range.start_bound().cloned(), range.end_bound().cloned())
 }
 
-fn decode_value<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T> {
+/// Decodes a value stored with `put_value` (bincode 2, standard configuration, serde mode).
+///
+/// # Errors
+/// [`Error::Decode`] if `bytes` are not exactly one `T`.
+pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    decode_in("", bytes)
+}
+
+fn decode_in<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T> {
     let decoded = bincode::serde::decode_from_slice(bytes, schema::bincode_config());
     match decoded {
         Ok((value, used)) if used == bytes.len() => Ok(value),
@@ -61,7 +69,7 @@ impl ReadTxn {
     /// As [`ReadTxn::get`], and [`Error::Decode`] if the bytes are not a `T`.
     pub fn get_value<T: DeserializeOwned>(&self, table: &str, key: &[u8]) -> Result<Option<T>> {
         self.get(table, key)?
-            .map(|bytes| decode_value(table, &bytes))
+            .map(|bytes| decode_in(table, &bytes))
             .transpose()
     }
 
@@ -274,7 +282,7 @@ impl WriteTxn {
     /// As [`ReadTxn::get_value`].
     pub fn get_value<T: DeserializeOwned>(&self, table: &str, key: &[u8]) -> Result<Option<T>> {
         self.get(table, key)?
-            .map(|bytes| decode_value(table, &bytes))
+            .map(|bytes| decode_in(table, &bytes))
             .transpose()
     }
 

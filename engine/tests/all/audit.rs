@@ -5,7 +5,7 @@ use tenantry_engine::{AuditQuery, AuditStream, Engine, Error, Outcome};
 
 use super::{ctx, op};
 
-const AUDIT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tenantry.audit");
+const AUDIT: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("tenantry.audit");
 
 fn key(stream: u64, seq: u64) -> Vec<u8> {
     [stream.to_be_bytes(), seq.to_be_bytes()].concat()
@@ -35,7 +35,7 @@ fn fixture(
 }
 
 /// Edits the audit table with redb's own API, so redb's checksums stay valid.
-fn tamper(path: &std::path::Path, edit: impl FnOnce(&mut redb::Table<&[u8], &[u8]>)) {
+fn tamper(path: &std::path::Path, edit: impl FnOnce(&mut redb::Table<'_, &[u8], &[u8]>)) {
     let db = redb::Database::open(path).unwrap();
     let txn = db.begin_write().unwrap();
     {
@@ -186,7 +186,7 @@ fn reordering_entries_is_detected() {
 fn truncating_the_tail_is_detected_against_a_kept_head() {
     let (_d, path, t, receipt) = fixture(5);
     // Remove the last two entries and rewrite the heads table so the log looks consistent.
-    let heads: TableDefinition<u64, &[u8]> = TableDefinition::new("tenantry.audit_heads");
+    let heads: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("tenantry.audit_heads");
     let head4 = read(&path, &key(t.get(), 4));
     {
         let db = redb::Database::open(&path).unwrap();

@@ -208,7 +208,31 @@ fn reserved_and_invalid_table_names_are_refused() {
     }
     // A handle for components built on the engine may use reserved tables.
     drop(tx);
-    let reserved = h.with_reserved_tables();
+    let reserved = h.reserved_tables();
     put(&reserved, "_plugins", b"k", b"v");
     assert!(h.begin_read().unwrap().get("_plugins", b"k").is_err());
+    // ...and nothing else.
+    assert!(
+        reserved
+            .begin_read()
+            .unwrap()
+            .get("projects", b"k")
+            .is_err()
+    );
+    let op_handle = engine.reserved_handle(&op(), t).unwrap();
+    assert_eq!(
+        op_handle
+            .begin_read()
+            .unwrap()
+            .get("_plugins", b"k")
+            .unwrap(),
+        Some(b"v".to_vec())
+    );
+    assert!(
+        op_handle
+            .begin_read()
+            .unwrap()
+            .get("projects", b"k")
+            .is_err()
+    );
 }

@@ -1,0 +1,134 @@
+//! `audit_cost`: durable commits per second at 64 writer threads (each on its own tenant, one
+//! small put per commit) with audit on, against the same pipeline with the bench-only switch
+//! `EngineOptions::audit_enabled = false`. Target: audit on ≤ 1.5× audit off (time per commit).
+//!
+//! `verify_audit`: `Engine::verify_audit` of one tenant whose log holds ≥ 1,000,000 entries
+//! (built with large `Durability::None` transactions of small puts; each put is one entry).
+//! Target: ≥ 1,000,000 entries/s.
+//!
+//! Sizes: `TENANTRY_BENCH_AUDIT_THREADS` (64), `TENANTRY_BENCH_AUDIT_ENTRIES` (1,000,000),
+//! `TENANTRY_BENCH_COMMIT_SAMPLES` (20 samples).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use tenantry_benches::{
+    TABLE, bulk_options, create_tenants, env_usize, run_split, seq_key, tempdir, value,
+};
+use tenantry_engine::{Context, Engine, EngineOptions, TenantHandle};
+
+struct Writers {
+    engine: Engine,
+    handles: Vec<TenantHandle>,
+    next: Vec<AtomicU64>,
+}
+
+fn writers(path: &std::path::Path, audit: bool, threads: usize) -> Writers {
+    let mut options = EngineOptions::default();
+    options.audit_enabled = audit;
+    let engine = Engine::open_with(path, options).unwrap();
+    let handles = create_tenants(&engine, "w", threads)
+        .into_iter()
+        .map(|t| {
+            engine
+                .tenant(&Context::tenant(t).actor("bench:writer"))
+                .unwrap()
+        })
+        .collect();
+    Writers {
+        engine,
+        handles,
+        next: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+    }
+}
+
+fn audit_cost(c: &mut Criterion) {
+    let threads = env_usize("TENANTRY_BENCH_AUDIT_THREADS", 64);
+    let dir = tempdir();
+    let on = writers(&dir.path().join("audit-on.redb"), true, threads);
+    let off = writers(&dir.path().join("audit-off.redb"), false, threads);
+    let v = value(7);
+
+    let mut group = c.benchmark_group("audit_cost");
+    group
+        .sample_size(env_usize("TENANTRY_BENCH_COMMIT_SAMPLES", 20))
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Elements(1));
+    for (name, w) in [
+        (format!("audit_on/{threads}"), &on),
+        (format!("audit_off/{threads}"), &off),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                run_split(threads, iters, |t| {
+                    let n = w.next[t].fetch_add(1, Ordering::Relaxed);
+                    let mut tx = w.handles[t].begin_write().unwrap();
+                    tx.put(TABLE, &seq_key(t as u64, n), &v).unwrap();
+                    tx.commit().unwrap();
+                })
+            });
+        });
+    }
+    group.finish();
+    let total = |w: &Writers| {
+        w.next
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum::<u64>()
+    };
+    eprintln!(
+        "audit_cost: {} commits with audit, {} without",
+        total(&on),
+        total(&off)
+    );
+    // The switch really is off: only the tenant.create entry is in the log.
+    let probe = off.handles[0].tenant_id();
+    assert!(off.engine.verify_audit(probe).unwrap() <= 1);
+}
+
+fn verify_audit(c: &mut Criterion) {
+    let wanted = env_usize("TENANTRY_BENCH_AUDIT_ENTRIES", 1_000_000) as u64;
+    let dir = tempdir();
+    let engine = Engine::open_with(dir.path().join("audit.redb"), bulk_options()).unwrap();
+    let tenant = create_tenants(&engine, "audited", 1)[0];
+    let handle = engine
+        .tenant(&Context::tenant(tenant).actor("user:1").ip("203.0.113.9"))
+        .unwrap();
+
+    // About 100 bytes per put counted against the 10 MiB transaction cap: 80,000 puts each.
+    let started = Instant::now();
+    let mut written = 0u64;
+    while written < wanted {
+        let n = (wanted - written).min(80_000);
+        let mut tx = handle.begin_write().unwrap();
+        for i in written..written + n {
+            // 4,096 distinct keys, a distinct value (so a distinct digest) for every put.
+            let k = format!("k{:04}", i % 4096);
+            tx.put(TABLE, k.as_bytes(), &i.to_le_bytes()).unwrap();
+        }
+        tx.commit().unwrap();
+        written += n;
+    }
+    let entries = engine.verify_audit(tenant).unwrap();
+    assert!(entries >= wanted);
+    eprintln!(
+        "setup: {entries} audit entries written in {:.1?}",
+        started.elapsed()
+    );
+
+    let mut group = c.benchmark_group("verify_audit");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Elements(entries));
+    group.bench_function(format!("entries/{entries}"), |b| {
+        b.iter(|| black_box(engine.verify_audit(tenant).unwrap()));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, audit_cost, verify_audit);
+criterion_main!(benches);

@@ -1,0 +1,116 @@
+//! Installed plugins: stored in the tenant's reserved tables, compiled once per version.
+//!
+//! | reserved table   | key          | value (bincode)                          |
+//! |------------------|--------------|------------------------------------------|
+//! | `_plugins`       | plugin name  | [`PluginRecord`]: version, exports, time |
+//! | `_plugin_code`   | version      | the wasm bytes                           |
+//! | `_host`          | `limits`     | the tenant's [`crate::Limits`] override  |
+//!
+//! The version is the BLAKE3 hash of the wasm bytes (hex), so the same bytes are stored once
+//! per tenant. The in-memory catalog maps `(tenant, name)` to an `Arc<LoadedPlugin>`; installing
+//! swaps the `Arc`, so invocations in flight finish on the version they started with.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use tenantry_engine::{TenantHandle, TenantId};
+use wasmtime::InstancePre;
+
+use crate::error::HostError;
+use crate::invoke::HostState;
+
+pub(crate) const PLUGINS: &str = "_plugins";
+pub(crate) const CODE: &str = "_plugin_code";
+pub(crate) const HOST: &str = "_host";
+pub(crate) const LIMITS_KEY: &[u8] = b"limits";
+
+/// What a tenant has installed, as listed by [`crate::PluginHost::list_plugins`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PluginInfo {
+    /// The name it was installed under.
+    pub name: String,
+    /// Its version: the BLAKE3 hash of the wasm bytes, in hex.
+    pub version: String,
+    /// The plugin functions it exports, sorted.
+    pub exports: Vec<String>,
+    /// Size of the module in bytes.
+    pub size: u64,
+    /// When it was installed, in microseconds since the Unix epoch.
+    pub installed_micros: i64,
+}
+
+/// The stored record of an installed plugin.
+pub(crate) type PluginRecord = PluginInfo;
+
+/// A compiled plugin version, ready to instantiate.
+pub(crate) struct LoadedPlugin {
+    pub(crate) info: PluginInfo,
+    pub(crate) pre: InstancePre<HostState>,
+}
+
+/// The in-memory view of installed plugins.
+#[derive(Default)]
+pub(crate) struct Catalog {
+    loaded: RwLock<HashMap<(TenantId, String), Arc<LoadedPlugin>>>,
+}
+
+impl Catalog {
+    pub(crate) fn get(&self, tenant: TenantId, name: &str) -> Option<Arc<LoadedPlugin>> {
+        self.loaded.read().get(&(tenant, name.to_owned())).cloned()
+    }
+
+    pub(crate) fn insert(&self, tenant: TenantId, plugin: Arc<LoadedPlugin>) {
+        let key = (tenant, plugin.info.name.clone());
+        self.loaded.write().insert(key, plugin);
+    }
+
+    pub(crate) fn remove(&self, tenant: TenantId, name: &str) {
+        self.loaded.write().remove(&(tenant, name.to_owned()));
+    }
+}
+
+/// The stored record of `name`, if installed.
+pub(crate) fn record(
+    reserved: &TenantHandle,
+    name: &str,
+) -> Result<Option<PluginRecord>, HostError> {
+    Ok(reserved
+        .begin_read()?
+        .get_value::<PluginRecord>(PLUGINS, name.as_bytes())?)
+}
+
+/// The wasm bytes of `version`.
+pub(crate) fn code(reserved: &TenantHandle, version: &str) -> Result<Vec<u8>, HostError> {
+    reserved
+        .begin_read()?
+        .get(CODE, version.as_bytes())?
+        .ok_or_else(|| {
+            HostError::InvalidModule(format!("the code of version {version} is missing"))
+        })
+}
+
+/// Plugin names: 1 to 64 bytes of `[a-z0-9_-]`, starting with a letter or digit.
+pub(crate) fn validate_name(name: &str) -> Result<(), HostError> {
+    let invalid = |reason| {
+        Err(HostError::InvalidName {
+            name: name.chars().take(80).collect(),
+            reason,
+        })
+    };
+    if name.is_empty() || name.len() > 64 {
+        return invalid("must be 1 to 64 bytes long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        return invalid("only lowercase ASCII letters, digits, '-' and '_' are allowed");
+    }
+    if !name.as_bytes()[0].is_ascii_alphanumeric() {
+        return invalid("must start with a letter or digit");
+    }
+    Ok(())
+}

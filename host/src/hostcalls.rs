@@ -1,0 +1,501 @@
+//! The host functions of import module `tenantry:v1` (see `sdk/ABI.md`).
+//!
+//! Each one: counts the call against [`crate::Limits::host_calls`] and checks the wall-clock
+//! deadline; copies the guest's byte ranges through [`crate::memory`]; calls the engine through
+//! the invocation's one [`tenantry_engine::WriteTxn`]; records the call in the audit log (a
+//! put or delete is recorded once, by the engine, with the plugin as its origin); and returns a
+//! value, a negative [`Status`] for what the plugin can handle, or a trap for what it cannot.
+//! `output`, `result_read` and `last_error` move bytes of earlier calls and are not audited.
+
+use std::ops::Bound;
+
+use tenantry_engine::{AuditEvent, Error as EngineError, Outcome};
+use tenantry_sdk::wire::{self, ScanRequest, ScanResponseBuilder, ScanSelector, Status};
+use wasmtime::{Caller, Linker};
+
+use crate::error::InvokeError;
+use crate::invoke::HostState;
+use crate::memory;
+
+type Call<'a> = Caller<'a, HostState>;
+
+/// Largest table name, key or value a guest may pass.
+const MAX_ARG: usize = tenantry_engine::MAX_VALUE_LEN;
+/// Entries a scan page returns when the guest asks for 0, and at most.
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+/// Bytes a scan page holds at most.
+const MAX_PAGE_BYTES: usize = 1 << 20;
+
+/// Adds every host function to `linker`.
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    let m = wire::IMPORT_MODULE;
+    linker.func_wrap(m, wire::import::KV_GET, kv_get)?;
+    linker.func_wrap(m, wire::import::KV_PUT, kv_put)?;
+    linker.func_wrap(m, wire::import::KV_DELETE, kv_delete)?;
+    linker.func_wrap(m, wire::import::KV_SCAN, kv_scan)?;
+    linker.func_wrap(m, wire::import::AUDIT_LOG, audit_log)?;
+    linker.func_wrap(m, wire::import::DEBUG_LOG, debug_log)?;
+    linker.func_wrap(m, wire::import::OUTPUT, output)?;
+    linker.func_wrap(m, wire::import::RESULT_READ, result_read)?;
+    linker.func_wrap(m, wire::import::LAST_ERROR, last_error)?;
+    Ok(())
+}
+
+/// Starts a host call: counts it and checks the deadline.
+fn enter(caller: &mut Call<'_>) -> Result<(), InvokeError> {
+    let state = caller.data_mut();
+    state.host_calls += 1;
+    if state.host_calls > state.limits.host_calls {
+        return Err(InvokeError::HostCallLimit {
+            limit: state.limits.host_calls,
+        });
+    }
+    if std::time::Instant::now() > state.deadline {
+        return Err(InvokeError::Timeout {
+            limit: state.limits.wall_time,
+        });
+    }
+    Ok(())
+}
+
+fn guest_memory(caller: &Call<'_>) -> Result<wasmtime::Memory, InvokeError> {
+    caller.data().memory.ok_or_else(|| {
+        InvokeError::Abi("host functions cannot be called from a start function".into())
+    })
+}
+
+/// Copies a guest range.
+fn read(
+    caller: &mut Call<'_>,
+    function: &'static str,
+    ptr: i32,
+    len: i32,
+    max: usize,
+) -> Result<Vec<u8>, InvokeError> {
+    let memory = guest_memory(caller)?;
+    memory::read(&memory, &*caller, function, ptr as u32, len as u32, max)
+}
+
+/// Checks a guest range without copying it.
+fn check(
+    caller: &mut Call<'_>,
+    function: &'static str,
+    ptr: i32,
+    len: i32,
+) -> Result<(), InvokeError> {
+    let memory = guest_memory(caller)?;
+    memory::check(&memory, &*caller, function, ptr as u32, len as u32)
+}
+
+/// Runs a host call body; a fatal error becomes a trap carrying the [`InvokeError`].
+fn guarded<T>(
+    caller: &mut Call<'_>,
+    body: impl FnOnce(&mut Call<'_>) -> Result<T, InvokeError>,
+) -> wasmtime::Result<T> {
+    match enter(caller).and_then(|()| body(caller)) {
+        Ok(value) => Ok(value),
+        Err(err) => Err(caller.data_mut().fail(err)),
+    }
+}
+
+/// Maps an engine error to a status the plugin can handle, or `None` if it must end the
+/// invocation.
+fn status_of(err: &EngineError) -> Option<Status> {
+    Some(match err {
+        EngineError::InvalidTableName { .. } => Status::InvalidTableName,
+        EngineError::KeyTooLarge { .. } => Status::KeyTooLarge,
+        EngineError::ValueTooLarge { .. } => Status::ValueTooLarge,
+        EngineError::TenantReadOnly(_) => Status::ReadOnly,
+        EngineError::TransactionTooLarge { .. } => Status::TransactionTooLarge,
+        EngineError::InvalidField { .. } => Status::InvalidArgument,
+        EngineError::QuotaExceeded { .. } => Status::QuotaExceeded,
+        _ => return None,
+    })
+}
+
+/// Handles an engine error: a status for the guest (with its message for `last_error`), or a
+/// fatal [`InvokeError`].
+fn recoverable(state: &mut HostState, err: EngineError) -> Result<Status, InvokeError> {
+    match status_of(&err) {
+        Some(status) => {
+            state.last_error = Some(err.to_string());
+            state.result.clear();
+            Ok(status)
+        }
+        None => Err(InvokeError::Engine(err)),
+    }
+}
+
+/// Reads a table name: a bad range traps, a bad name is a status.
+fn read_table(
+    caller: &mut Call<'_>,
+    function: &'static str,
+    ptr: i32,
+    len: i32,
+) -> Result<Result<String, Status>, InvokeError> {
+    check(caller, function, ptr, len)?;
+    let take = (len as u32 as usize).min(wire::MAX_TABLE_NAME_LEN + 1);
+    let bytes = read(caller, function, ptr, take as i32, take)?;
+    Ok(table_name(caller.data_mut(), &bytes))
+}
+
+fn table_name(state: &mut HostState, bytes: &[u8]) -> Result<String, Status> {
+    match wire::validate_table_name(bytes) {
+        Ok(name) => Ok(name.to_owned()),
+        Err(status) => {
+            state.last_error = Some(format!(
+                "invalid table name {:?}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(80)])
+            ));
+            state.result.clear();
+            Err(status)
+        }
+    }
+}
+
+fn target(table: &str, key: &[u8]) -> String {
+    let shown: String = key
+        .iter()
+        .take(48)
+        .map(|b| {
+            if b.is_ascii_graphic() {
+                char::from(*b).to_string()
+            } else {
+                format!("\\x{b:02x}")
+            }
+        })
+        .collect();
+    let more = if key.len() > 48 {
+        format!("…(+{} bytes)", key.len() - 48)
+    } else {
+        String::new()
+    };
+    format!("{table}/{shown}{more}")
+}
+
+fn count_read(state: &mut HostState, bytes: usize) -> Result<(), InvokeError> {
+    state.bytes_read += bytes as u64;
+    if state.bytes_read > state.limits.bytes_read {
+        return Err(InvokeError::ReadLimit {
+            limit: state.limits.bytes_read,
+        });
+    }
+    Ok(())
+}
+
+fn count_write(state: &mut HostState, bytes: usize) -> Result<(), InvokeError> {
+    state.bytes_written += bytes as u64;
+    if state.bytes_written > state.limits.bytes_written {
+        return Err(InvokeError::WriteLimit {
+            limit: state.limits.bytes_written,
+        });
+    }
+    Ok(())
+}
+
+fn kv_get(mut caller: Call<'_>, tp: i32, tl: i32, kp: i32, kl: i32) -> wasmtime::Result<i64> {
+    guarded(&mut caller, |caller| {
+        let table = read_table(caller, "kv_get", tp, tl)?;
+        let key = read(caller, "kv_get", kp, kl, MAX_ARG)?;
+        let state = caller.data_mut();
+        let table = match table {
+            Ok(t) => t,
+            Err(status) => return Ok(i64::from(status.code())),
+        };
+        let got = state.txn()?.get(&table, &key);
+        let event = AuditEvent::new("kv.get").target(target(&table, &key));
+        match got {
+            Ok(Some(value)) => {
+                count_read(state, key.len() + value.len())?;
+                state.audit(event.message(format!("found, {} bytes", value.len())))?;
+                let len = value.len() as i64;
+                state.result = value;
+                Ok(len)
+            }
+            Ok(None) => {
+                state.result.clear();
+                state.audit(event.outcome(Outcome::NoChange).message("not found"))?;
+                Ok(i64::from(Status::NotFound.code()))
+            }
+            Err(err) => {
+                let reason = err.to_string();
+                let status = recoverable(state, err)?;
+                state.audit(event.outcome(Outcome::Denied(reason)))?;
+                Ok(i64::from(status.code()))
+            }
+        }
+    })
+}
+
+fn kv_put(
+    mut caller: Call<'_>,
+    tp: i32,
+    tl: i32,
+    kp: i32,
+    kl: i32,
+    vp: i32,
+    vl: i32,
+) -> wasmtime::Result<i32> {
+    guarded(&mut caller, |caller| {
+        let table = read_table(caller, "kv_put", tp, tl)?;
+        let key = read(caller, "kv_put", kp, kl, MAX_ARG)?;
+        let value = read(caller, "kv_put", vp, vl, MAX_ARG)?;
+        let state = caller.data_mut();
+        let table = match table {
+            Ok(t) => t,
+            Err(status) => return Ok(status.code()),
+        };
+        count_write(state, key.len() + value.len())?;
+        // The engine records the put itself, once, with the plugin as its origin.
+        match state.txn()?.put(&table, &key, &value) {
+            Ok(()) => Ok(0),
+            Err(err) => {
+                let event = AuditEvent::new("kv.put")
+                    .target(target(&table, &key))
+                    .outcome(Outcome::Denied(err.to_string()));
+                let status = recoverable(state, err)?;
+                state.audit(event)?;
+                Ok(status.code())
+            }
+        }
+    })
+}
+
+fn kv_delete(mut caller: Call<'_>, tp: i32, tl: i32, kp: i32, kl: i32) -> wasmtime::Result<i32> {
+    guarded(&mut caller, |caller| {
+        let table = read_table(caller, "kv_delete", tp, tl)?;
+        let key = read(caller, "kv_delete", kp, kl, MAX_ARG)?;
+        let state = caller.data_mut();
+        let table = match table {
+            Ok(t) => t,
+            Err(status) => return Ok(status.code()),
+        };
+        count_write(state, key.len())?;
+        match state.txn()?.delete(&table, &key) {
+            Ok(existed) => Ok(i32::from(existed)),
+            Err(err) => {
+                let event = AuditEvent::new("kv.delete")
+                    .target(target(&table, &key))
+                    .outcome(Outcome::Denied(err.to_string()));
+                let status = recoverable(state, err)?;
+                state.audit(event)?;
+                Ok(status.code())
+            }
+        }
+    })
+}
+
+fn kv_scan(mut caller: Call<'_>, rp: i32, rl: i32) -> wasmtime::Result<i64> {
+    guarded(&mut caller, |caller| {
+        let bytes = read(caller, "kv_scan", rp, rl, 2 * MAX_ARG)?;
+        let request = ScanRequest::decode(&bytes).map_err(|e| InvokeError::BadArguments {
+            function: "kv_scan",
+            reason: e.to_string(),
+        })?;
+        let state = caller.data_mut();
+        let table = match table_name(state, request.table) {
+            Ok(t) => t,
+            Err(status) => return Ok(i64::from(status.code())),
+        };
+        let resume_after = match wire::decode_cursor(request.cursor) {
+            Ok(after) => after,
+            Err(e) => {
+                state.last_error = Some(format!("invalid cursor: {e}"));
+                state.result.clear();
+                return Ok(i64::from(Status::InvalidCursor.code()));
+            }
+        };
+        let limit = match request.limit {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        let start = request.start_bound(resume_after);
+        let prefix_end;
+        let (end, what) = match request.selector {
+            ScanSelector::Prefix(prefix) => {
+                prefix_end = successor(prefix);
+                let end = prefix_end
+                    .as_deref()
+                    .map_or(Bound::Unbounded, Bound::Excluded);
+                (end, format!("prefix of {} bytes", prefix.len()))
+            }
+            ScanSelector::Range { end, .. } => (end, "range".to_owned()),
+        };
+        // The cursor only moves the start; the engine clamps every bound to this tenant's table.
+        let scanned = state
+            .txn()?
+            .range(&table, (start, end))
+            .map(|scan| scan.take(limit as usize + 1).collect::<Vec<_>>());
+        let entries = match scanned {
+            Ok(entries) => entries,
+            Err(err) => {
+                let status = recoverable(state, err)?;
+                return Ok(i64::from(status.code()));
+            }
+        };
+        let mut builder = ScanResponseBuilder::new();
+        let mut last: Option<Vec<u8>> = None;
+        let mut more = false;
+        for (i, item) in entries.into_iter().enumerate() {
+            let (key, value) = item.map_err(InvokeError::Engine)?;
+            if i as u32 >= limit
+                || builder.encoded_len() + wire::entry_encoded_len(key.len(), value.len())
+                    > MAX_PAGE_BYTES
+                    && !builder.is_empty()
+            {
+                more = true;
+                break;
+            }
+            count_read(state, key.len() + value.len())?;
+            builder
+                .push(&key, &value)
+                .map_err(|e| InvokeError::BadArguments {
+                    function: "kv_scan",
+                    reason: e.to_string(),
+                })?;
+            last = Some(key);
+        }
+        let cursor = match (&last, more) {
+            (Some(last), true) => wire::encode_cursor(last),
+            _ => Vec::new(),
+        };
+        let count = builder.len();
+        let response = builder
+            .finish(&cursor)
+            .map_err(|e| InvokeError::BadArguments {
+                function: "kv_scan",
+                reason: e.to_string(),
+            })?;
+        state.audit(
+            AuditEvent::new("kv.scan")
+                .target(format!("{table}/({what})"))
+                .message(format!(
+                    "{count} entries{}",
+                    if more { ", more follow" } else { "" }
+                )),
+        )?;
+        let len = response.len() as i64;
+        state.result = response;
+        Ok(len)
+    })
+}
+
+/// The smallest key greater than every key starting with `prefix`, if any.
+fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let last = prefix.iter().rposition(|&b| b != 0xFF)?;
+    let mut end = prefix[..=last].to_vec();
+    end[last] += 1;
+    Some(end)
+}
+
+fn audit_log(mut caller: Call<'_>, ap: i32, al: i32, mp: i32, ml: i32) -> wasmtime::Result<i32> {
+    guarded(&mut caller, |caller| {
+        check(caller, "audit_log", ap, al)?;
+        let has_message = ml as u32 != wire::NO_MESSAGE;
+        if has_message {
+            check(caller, "audit_log", mp, ml)?;
+        }
+        let too_long = al as u32 as usize > tenantry_engine::MAX_ACTION_LEN
+            || (has_message && ml as u32 as usize > tenantry_engine::MAX_MESSAGE_LEN);
+        if too_long {
+            let state = caller.data_mut();
+            state.last_error = Some(format!(
+                "audit actions are at most {} bytes and messages at most {} bytes",
+                tenantry_engine::MAX_ACTION_LEN,
+                tenantry_engine::MAX_MESSAGE_LEN
+            ));
+            return Ok(Status::LimitExceeded.code());
+        }
+        let action = read(caller, "audit_log", ap, al, tenantry_engine::MAX_ACTION_LEN)?;
+        let message = if has_message {
+            Some(read(
+                caller,
+                "audit_log",
+                mp,
+                ml,
+                tenantry_engine::MAX_MESSAGE_LEN,
+            )?)
+        } else {
+            None
+        };
+        let state = caller.data_mut();
+        let (Ok(action), Ok(message)) = (
+            String::from_utf8(action),
+            message.map(String::from_utf8).transpose(),
+        ) else {
+            state.last_error = Some("the action and message must be UTF-8".into());
+            return Ok(Status::InvalidArgument.code());
+        };
+        // The plugin's own entry is always recorded, audit switch or not: it is its data.
+        let mut event = AuditEvent::new(action);
+        if let Some(message) = message {
+            event = event.message(message);
+        }
+        match state.txn()?.audit_event(event) {
+            Ok(()) => Ok(0),
+            Err(err) => Ok(recoverable(state, err)?.code()),
+        }
+    })
+}
+
+fn debug_log(mut caller: Call<'_>, p: i32, l: i32) -> wasmtime::Result<i32> {
+    guarded(&mut caller, |caller| {
+        check(caller, "debug_log", p, l)?;
+        let state = caller.data();
+        let room = state
+            .limits
+            .debug_log_bytes
+            .saturating_sub(state.debug_bytes) as usize;
+        let take = (l as u32 as usize).min(room);
+        let text = read(caller, "debug_log", p, take as i32, room)?;
+        let state = caller.data_mut();
+        state.debug_bytes += take as u32;
+        let text = String::from_utf8_lossy(&text);
+        let truncated = (l as u32 as usize) > take;
+        tracing::debug!(target: "tenantry::plugin", plugin = %state.plugin, truncated, "{}", text.escape_debug());
+        Ok(0)
+    })
+}
+
+fn output(mut caller: Call<'_>, p: i32, l: i32) -> wasmtime::Result<i32> {
+    guarded(&mut caller, |caller| {
+        let limit = caller.data().limits.output_bytes;
+        if l as u32 > limit {
+            return Err(InvokeError::OutputTooLarge { limit });
+        }
+        if caller.data().output.is_some() {
+            return Err(InvokeError::Abi("output was called more than once".into()));
+        }
+        let bytes = read(caller, "output", p, l, limit as usize)?;
+        caller.data_mut().output = Some(bytes);
+        Ok(0)
+    })
+}
+
+fn result_read(mut caller: Call<'_>, p: i32, l: i32) -> wasmtime::Result<i32> {
+    guarded(&mut caller, |caller| {
+        let memory = guest_memory(caller)?;
+        memory::check(&memory, &*caller, "result_read", p as u32, l as u32)?;
+        let take = (l as u32 as usize).min(caller.data().result.len());
+        let bytes = caller.data().result[..take].to_vec();
+        memory::write(&memory, &mut *caller, "result_read", p as u32, &bytes)?;
+        Ok(take as i32)
+    })
+}
+
+fn last_error(mut caller: Call<'_>) -> wasmtime::Result<i64> {
+    guarded(&mut caller, |caller| {
+        let state = caller.data_mut();
+        match &state.last_error {
+            Some(message) => {
+                state.result = message.clone().into_bytes();
+                Ok(state.result.len() as i64)
+            }
+            None => {
+                state.result.clear();
+                Ok(wire::NO_ERROR)
+            }
+        }
+    })
+}

@@ -1,0 +1,261 @@
+//! One invocation: a fresh instance, its limits, its transaction, and how it ends.
+
+use std::time::Instant;
+
+use tenantry_engine::{AuditEvent, Outcome, TenantHandle, WriteTxn};
+use tenantry_sdk::wire;
+use wasmtime::{Memory, ResourceLimiter, Store, Trap};
+
+use crate::catalog::LoadedPlugin;
+use crate::config::Limits;
+use crate::error::InvokeError;
+use crate::memory;
+
+/// Caps linear memory and remembers that it refused a growth, so that the trap which usually
+/// follows (a failed allocation) is reported as [`InvokeError::MemoryLimit`].
+pub(crate) struct Limiter {
+    max_bytes: usize,
+    refused: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.refused = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 10_000)
+    }
+}
+
+/// Everything one store holds: exactly one tenant's handle, nothing that names another.
+pub(crate) struct HostState {
+    /// `None` while a module is checked at install: host calls then fail.
+    pub(crate) handle: Option<TenantHandle>,
+    /// Begun on the first host call that needs it, so pure computations touch no storage.
+    pub(crate) txn: Option<WriteTxn>,
+    pub(crate) memory: Option<Memory>,
+    pub(crate) limits: Limits,
+    pub(crate) limiter: Limiter,
+    pub(crate) deadline: Instant,
+    pub(crate) host_calls: u32,
+    pub(crate) bytes_read: u64,
+    pub(crate) bytes_written: u64,
+    pub(crate) debug_bytes: u32,
+    /// The result buffer that `result_read` copies from.
+    pub(crate) result: Vec<u8>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) output: Option<Vec<u8>>,
+    /// Why a host function ended the invocation; takes precedence over the trap it caused.
+    pub(crate) failure: Option<InvokeError>,
+    pub(crate) audit: bool,
+    pub(crate) plugin: String,
+}
+
+impl HostState {
+    pub(crate) fn new(
+        handle: Option<TenantHandle>,
+        limits: Limits,
+        audit: bool,
+        plugin: &str,
+    ) -> Self {
+        HostState {
+            handle,
+            txn: None,
+            memory: None,
+            limiter: Limiter {
+                max_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+                refused: false,
+            },
+            deadline: Instant::now() + limits.wall_time,
+            limits,
+            host_calls: 0,
+            bytes_read: 0,
+            bytes_written: 0,
+            debug_bytes: 0,
+            result: Vec::new(),
+            last_error: None,
+            output: None,
+            failure: None,
+            audit,
+            plugin: plugin.to_owned(),
+        }
+    }
+
+    /// The invocation's transaction, begun on first use.
+    pub(crate) fn txn(&mut self) -> Result<&mut WriteTxn, InvokeError> {
+        if self.txn.is_none() {
+            let handle = self.handle.as_ref().ok_or_else(|| {
+                InvokeError::Abi(
+                    "host calls are not available while a module is checked at install".into(),
+                )
+            })?;
+            self.txn = Some(handle.begin_write()?);
+        }
+        self.txn
+            .as_mut()
+            .ok_or_else(|| InvokeError::Abi("no transaction".into()))
+    }
+
+    /// Records a host call's audit event in the invocation's transaction.
+    pub(crate) fn audit(&mut self, event: AuditEvent) -> Result<(), InvokeError> {
+        if self.audit {
+            self.txn()?.audit_event(event)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the invocation from inside a host function.
+    pub(crate) fn fail(&mut self, err: InvokeError) -> wasmtime::Error {
+        let message = err.to_string();
+        self.failure = Some(err);
+        wasmtime::Error::msg(message)
+    }
+}
+
+/// Instantiates `plugin` in `store` and calls `function` with `input`; returns the output.
+pub(crate) fn run(
+    store: &mut Store<HostState>,
+    plugin: &LoadedPlugin,
+    function: &str,
+    input: &[u8],
+) -> Result<Vec<u8>, InvokeError> {
+    let instance = plugin
+        .pre
+        .instantiate(&mut *store)
+        .map_err(|e| classify(store, e))?;
+    let memory = instance
+        .get_memory(&mut *store, wire::export::MEMORY)
+        .ok_or_else(|| InvokeError::Abi("the module exports no memory".into()))?;
+    store.data_mut().memory = Some(memory);
+    let alloc = instance
+        .get_typed_func::<i32, i32>(&mut *store, wire::export::ALLOC)
+        .map_err(|e| InvokeError::Abi(e.to_string()))?;
+    let func = instance
+        .get_typed_func::<(i32, i32), i32>(&mut *store, function)
+        .map_err(|e| InvokeError::Abi(e.to_string()))?;
+    let len = u32::try_from(input.len()).map_err(|_| InvokeError::InputTooLarge {
+        len: input.len(),
+        limit: store.data().limits.input_bytes,
+    })?;
+    // An empty input is passed as (0, 0) without calling the allocator (ABI §4.1).
+    let ptr = if len == 0 {
+        0
+    } else {
+        let ptr = alloc
+            .call(&mut *store, len as i32)
+            .map_err(|e| classify(store, e))? as u32;
+        if ptr == 0 {
+            return Err(InvokeError::Abi(format!(
+                "tenantry_alloc({len}) failed to allocate the input"
+            )));
+        }
+        memory::write(&memory, &mut *store, wire::export::ALLOC, ptr, input).map_err(|e| {
+            InvokeError::Abi(format!(
+                "tenantry_alloc({len}) returned an unusable buffer: {e}"
+            ))
+        })?;
+        ptr
+    };
+    let status = func
+        .call(&mut *store, (ptr as i32, len as i32))
+        .map_err(|e| classify(store, e))?;
+    let output = store.data_mut().output.take().unwrap_or_default();
+    match status {
+        wire::FUNCTION_OK => Ok(output),
+        wire::FUNCTION_ERROR => Err(InvokeError::Plugin(
+            String::from_utf8_lossy(&output[..output.len().min(4096)]).into_owned(),
+        )),
+        other => Err(InvokeError::Abi(format!(
+            "function `{function}` returned status {other}, not 0 or 1"
+        ))),
+    }
+}
+
+/// Turns a wasmtime error into the [`InvokeError`] that explains it.
+fn classify(store: &mut Store<HostState>, err: wasmtime::Error) -> InvokeError {
+    let state = store.data_mut();
+    if let Some(failure) = state.failure.take() {
+        return failure;
+    }
+    let limits = state.limits;
+    if state.limiter.refused {
+        return InvokeError::MemoryLimit {
+            limit_bytes: limits.memory_bytes,
+        };
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => InvokeError::OutOfFuel { limit: limits.fuel },
+        Some(Trap::Interrupt) => InvokeError::Timeout {
+            limit: limits.wall_time,
+        },
+        Some(trap) => InvokeError::Trap(trap.to_string()),
+        None => {
+            let text = format!("{err:#}");
+            if text.contains("maximum concurrent") || text.contains("pooling allocator") {
+                InvokeError::Busy {
+                    limit: "instance pool",
+                    value: 0,
+                }
+            } else {
+                InvokeError::Trap(text)
+            }
+        }
+    }
+}
+
+/// Commits or rolls back the invocation's transaction and records how it ended.
+pub(crate) fn finish(
+    state: HostState,
+    result: Result<Vec<u8>, InvokeError>,
+    summary: AuditEvent,
+) -> Result<Vec<u8>, InvokeError> {
+    let HostState {
+        handle, txn, audit, ..
+    } = state;
+    match result {
+        Ok(output) => {
+            let Some(mut txn) = txn else {
+                return Ok(output); // no host call: nothing touched, nothing to record
+            };
+            if audit {
+                txn.audit_event(summary)?;
+            }
+            txn.commit()?;
+            Ok(output)
+        }
+        Err(err) => {
+            let reason = err.to_string();
+            let txn = match (txn, handle) {
+                (Some(txn), _) => Some(txn),
+                (None, Some(handle)) => handle.begin_write().ok(),
+                (None, None) => None,
+            };
+            if let Some(mut txn) = txn {
+                let event = summary.outcome(Outcome::Failed(reason.clone()));
+                // A failure is always recorded, even with host-call auditing off.
+                let recorded = txn
+                    .audit_event(event)
+                    .and_then(|()| txn.rollback_audited(&reason));
+                if let Err(audit_err) = recorded {
+                    tracing::error!(%audit_err, "could not record a failed invocation");
+                }
+            }
+            Err(err)
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The wasmtime engine shared by every plugin: pooling allocator, fuel, epoch interruption.
+
+use std::time::Duration;
+
+use wasmtime::{
+    Config, Engine, EngineWeak, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
+};
+
+use crate::config::HostConfig;
+use crate::error::HostError;
+
+/// Builds the wasmtime engine for `config`.
+pub(crate) fn engine(config: &HostConfig) -> Result<Engine, HostError> {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_core_instances(config.pool_instances)
+        .total_memories(config.pool_instances)
+        .total_tables(config.pool_instances)
+        .max_memories_per_module(1)
+        .max_tables_per_module(1)
+        .max_memory_size(usize::try_from(config.pool_memory_bytes).unwrap_or(usize::MAX))
+        .max_core_instance_size(1 << 20);
+    let mut cfg = Config::new();
+    cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .cranelift_opt_level(OptLevel::Speed)
+        .parallel_compilation(true)
+        .max_wasm_stack(512 << 10)
+        .memory_reservation(config.pool_memory_bytes)
+        .memory_guard_size(64 << 10);
+    Engine::new(&cfg).map_err(|e| HostError::Runtime(e.to_string()))
+}
+
+/// Advances the engine's epoch every `tick` until the engine is dropped: the clock behind every
+/// invocation's wall-clock deadline.
+pub(crate) fn start_epoch_ticker(engine: &Engine, tick: Duration) -> Result<(), HostError> {
+    let weak: EngineWeak = engine.weak();
+    std::thread::Builder::new()
+        .name("tenantry-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(tick);
+            }
+        })
+        .map(drop)
+        .map_err(|e| HostError::Runtime(e.to_string()))
+}

@@ -1,0 +1,102 @@
+//! The same plugin installed by two tenants sees only its own tenant's data.
+
+use serde_json::json;
+
+use super::{ctx, engine, host, json, op, plugins, wat};
+
+#[test]
+fn batch_update_with_another_tenants_ids_touches_nothing() {
+    let engine = engine();
+    let host = host(&engine);
+    let acme = engine.create_tenant(&op(), "acme").unwrap();
+    let globex = engine.create_tenant(&op(), "globex").unwrap();
+    for t in [acme, globex] {
+        host.install(&ctx(t), "projects", plugins::PROJECTS)
+            .unwrap();
+    }
+    for name in ["apollo", "gemini", "mercury"] {
+        host.invoke(
+            &ctx(acme),
+            "projects",
+            "create",
+            json!({ "name": name }).to_string().as_bytes(),
+        )
+        .unwrap();
+    }
+    let id = host
+        .invoke(
+            &ctx(globex),
+            "projects",
+            "create",
+            br#"{"name":"globex-1"}"#,
+        )
+        .unwrap();
+    assert_eq!(id, b"1");
+    // Globex sends acme's ids (2, 3) and one nobody has (99).
+    let out = host
+        .invoke(
+            &ctx(globex),
+            "projects",
+            "batch_update",
+            br#"{"ids":[1,2,3,99],"changes":{"name":"pwned"}}"#,
+        )
+        .unwrap();
+    assert_eq!(
+        json(&out),
+        json!({ "updated": [1], "not_found": [2, 3, 99] })
+    );
+    let acme_list = json(&host.invoke(&ctx(acme), "projects", "list", b"").unwrap());
+    let names: Vec<_> = acme_list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["apollo", "gemini", "mercury"]);
+    let globex_list = json(&host.invoke(&ctx(globex), "projects", "list", b"").unwrap());
+    assert_eq!(globex_list, json!([{ "id": 1, "name": "pwned" }]));
+    for t in [acme, globex] {
+        engine.verify_audit(t).unwrap();
+    }
+}
+
+/// A WAT plugin that tries every table name and key trick it can still only reach its own
+/// tenant: the same module installed by two tenants writes and reads separate data.
+#[test]
+fn crafted_table_names_and_keys_stay_in_the_tenant() {
+    let engine = engine();
+    let host = host(&engine);
+    let a = engine.create_tenant(&op(), "a").unwrap();
+    let b = engine.create_tenant(&op(), "b").unwrap();
+    let module = wat(include_str!("../../../plugins/example-wat/store.wat"));
+    for t in [a, b] {
+        host.install(&ctx(t), "store", &module).unwrap();
+    }
+    host.invoke(&ctx(a), "store", "store", b"secret of a")
+        .unwrap();
+    // b's store reads back only what b stored.
+    assert_eq!(host.invoke(&ctx(b), "store", "store", b"b").unwrap(), b"b");
+    let u = engine.unscoped_unsafe(&op(), "test isolation").unwrap();
+    assert_eq!(
+        u.get(a, "notes", b"last").unwrap(),
+        Some(b"secret of a".to_vec())
+    );
+    assert_eq!(u.get(b, "notes", b"last").unwrap(), Some(b"b".to_vec()));
+    // Reserved tables (where plugins themselves are stored) are refused to plugins.
+    let hostile = host.invoke(&ctx(a), "h", "bad_table_names", b"");
+    assert!(hostile.is_err(), "the hostile plugin is not installed here");
+    host.install(&ctx(a), "hostile", plugins::HOSTILE).unwrap();
+    let names = json(
+        &host
+            .invoke(&ctx(a), "hostile", "bad_table_names", b"")
+            .unwrap(),
+    );
+    assert!(
+        names
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s == "invalid_table_name"),
+        "{names}"
+    );
+}

@@ -1,0 +1,15 @@
+;; Export "run" calls output twice; the second call must trap (output is accepted at most once per invocation).
+(module
+  (import "tenantry:v1" "output" (func $output (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "tenantry_abi_version") (result i32) (i32.const 1))
+  (func (export "tenantry_alloc") (param $len i32) (result i32)
+    (if (result i32) (i32.le_u (local.get $len) (i32.const 64512))
+      (then (i32.const 1024)) (else (i32.const 0))))
+  (data (i32.const 16) "first")
+  (data (i32.const 32) "second")
+  (func (export "run") (param i32 i32) (result i32)
+    (drop (call $output (i32.const 16) (i32.const 5)))
+    (drop (call $output (i32.const 32) (i32.const 6)))
+    (i32.const 0))
+)

@@ -1,0 +1,14 @@
+;; Exports "tenantry_backdoor" with a plugin function's signature besides "run": the host must never invoke a reserved name (nor tenantry_alloc) as a plugin function.
+(module
+  (import "tenantry:v1" "kv_put" (func $kv_put (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "tenantry_abi_version") (result i32) (i32.const 1))
+  (func (export "tenantry_alloc") (param $len i32) (result i32)
+    (if (result i32) (i32.le_u (local.get $len) (i32.const 64512))
+      (then (i32.const 1024)) (else (i32.const 0))))
+  (data (i32.const 16) "t")
+  (func (export "tenantry_backdoor") (param i32 i32) (result i32)
+    (drop (call $kv_put (i32.const 16) (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 16) (i32.const 1)))
+    (i32.const 0))
+  (func (export "run") (param i32 i32) (result i32) (i32.const 0))
+)

@@ -1,0 +1,11 @@
+;; Imports a function that does not exist in tenantry:v1: loading or instantiation must fail.
+(module
+  (import "tenantry:v1" "kv_drop_all_tenants" (func $drop_all (result i32)))
+  (memory (export "memory") 1)
+  (func (export "tenantry_abi_version") (result i32) (i32.const 1))
+  (func (export "tenantry_alloc") (param $len i32) (result i32)
+    (if (result i32) (i32.le_u (local.get $len) (i32.const 64512))
+      (then (i32.const 1024)) (else (i32.const 0))))
+  (func (export "run") (param i32 i32) (result i32)
+    (call $drop_all))
+)

@@ -1,0 +1,11 @@
+;; Imports kv_get with the wrong signature (i32 result, two params): instantiation must fail.
+(module
+  (import "tenantry:v1" "kv_get" (func $kv_get (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "tenantry_abi_version") (result i32) (i32.const 1))
+  (func (export "tenantry_alloc") (param $len i32) (result i32)
+    (if (result i32) (i32.le_u (local.get $len) (i32.const 64512))
+      (then (i32.const 1024)) (else (i32.const 0))))
+  (func (export "run") (param i32 i32) (result i32)
+    (call $kv_get (i32.const 0) (i32.const 0)))
+)

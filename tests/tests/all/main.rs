@@ -1,0 +1,3 @@
+//! Integration tests of tenantry, one binary with a module per topic.
+
+mod artifacts;
