@@ -9,7 +9,7 @@
 
 use std::ops::Bound;
 
-use tenantry_engine::{AuditEvent, Error as EngineError, Outcome};
+use tenantry_engine::{AuditEvent, Error as EngineError, MAX_KEY_LEN, MAX_VALUE_LEN, Outcome};
 use tenantry_sdk::wire::{self, ScanRequest, ScanResponseBuilder, ScanSelector, Status};
 use wasmtime::{Caller, Linker};
 
@@ -19,8 +19,8 @@ use crate::memory;
 
 type Call<'a> = Caller<'a, HostState>;
 
-/// Largest table name, key or value a guest may pass.
-const MAX_ARG: usize = tenantry_engine::MAX_VALUE_LEN;
+/// Largest scan request a guest may pass.
+const MAX_SCAN_REQUEST: usize = 64 << 10;
 /// Entries a scan page returns when the guest asks for 0, and at most.
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
@@ -127,6 +127,28 @@ fn recoverable(state: &mut HostState, err: EngineError) -> Result<Status, Invoke
     }
 }
 
+/// Reads a key or value: a bad range traps, one longer than `max` is `status` (ABI §9).
+fn read_sized(
+    caller: &mut Call<'_>,
+    function: &'static str,
+    ptr: i32,
+    len: i32,
+    max: usize,
+    status: Status,
+) -> Result<Result<Vec<u8>, Status>, InvokeError> {
+    check(caller, function, ptr, len)?;
+    if len as u32 as usize > max {
+        let state = caller.data_mut();
+        state.last_error = Some(format!(
+            "{} bytes exceeds the limit of {max} bytes",
+            len as u32
+        ));
+        state.result.clear();
+        return Ok(Err(status));
+    }
+    read(caller, function, ptr, len, max).map(Ok)
+}
+
 /// Reads a table name: a bad range traps, a bad name is a status.
 fn read_table(
     caller: &mut Call<'_>,
@@ -197,12 +219,12 @@ fn count_write(state: &mut HostState, bytes: usize) -> Result<(), InvokeError> {
 fn kv_get(mut caller: Call<'_>, tp: i32, tl: i32, kp: i32, kl: i32) -> wasmtime::Result<i64> {
     guarded(&mut caller, |caller| {
         let table = read_table(caller, "kv_get", tp, tl)?;
-        let key = read(caller, "kv_get", kp, kl, MAX_ARG)?;
-        let state = caller.data_mut();
-        let table = match table {
-            Ok(t) => t,
-            Err(status) => return Ok(i64::from(status.code())),
+        let key = read_sized(caller, "kv_get", kp, kl, MAX_KEY_LEN, Status::KeyTooLarge)?;
+        let (table, key) = match (table, key) {
+            (Ok(t), Ok(k)) => (t, k),
+            (Err(status), _) | (_, Err(status)) => return Ok(i64::from(status.code())),
         };
+        let state = caller.data_mut();
         let got = state.txn()?.get(&table, &key);
         let event = AuditEvent::new("kv.get").target(target(&table, &key));
         match got {
@@ -239,13 +261,22 @@ fn kv_put(
 ) -> wasmtime::Result<i32> {
     guarded(&mut caller, |caller| {
         let table = read_table(caller, "kv_put", tp, tl)?;
-        let key = read(caller, "kv_put", kp, kl, MAX_ARG)?;
-        let value = read(caller, "kv_put", vp, vl, MAX_ARG)?;
-        let state = caller.data_mut();
-        let table = match table {
-            Ok(t) => t,
-            Err(status) => return Ok(status.code()),
+        let key = read_sized(caller, "kv_put", kp, kl, MAX_KEY_LEN, Status::KeyTooLarge)?;
+        let value = read_sized(
+            caller,
+            "kv_put",
+            vp,
+            vl,
+            MAX_VALUE_LEN,
+            Status::ValueTooLarge,
+        )?;
+        let (table, key, value) = match (table, key, value) {
+            (Ok(t), Ok(k), Ok(v)) => (t, k, v),
+            (Err(status), _, _) | (_, Err(status), _) | (_, _, Err(status)) => {
+                return Ok(status.code());
+            }
         };
+        let state = caller.data_mut();
         count_write(state, key.len() + value.len())?;
         // The engine records the put itself, once, with the plugin as its origin.
         match state.txn()?.put(&table, &key, &value) {
@@ -265,12 +296,19 @@ fn kv_put(
 fn kv_delete(mut caller: Call<'_>, tp: i32, tl: i32, kp: i32, kl: i32) -> wasmtime::Result<i32> {
     guarded(&mut caller, |caller| {
         let table = read_table(caller, "kv_delete", tp, tl)?;
-        let key = read(caller, "kv_delete", kp, kl, MAX_ARG)?;
-        let state = caller.data_mut();
-        let table = match table {
-            Ok(t) => t,
-            Err(status) => return Ok(status.code()),
+        let key = read_sized(
+            caller,
+            "kv_delete",
+            kp,
+            kl,
+            MAX_KEY_LEN,
+            Status::KeyTooLarge,
+        )?;
+        let (table, key) = match (table, key) {
+            (Ok(t), Ok(k)) => (t, k),
+            (Err(status), _) | (_, Err(status)) => return Ok(status.code()),
         };
+        let state = caller.data_mut();
         count_write(state, key.len())?;
         match state.txn()?.delete(&table, &key) {
             Ok(existed) => Ok(i32::from(existed)),
@@ -288,7 +326,7 @@ fn kv_delete(mut caller: Call<'_>, tp: i32, tl: i32, kp: i32, kl: i32) -> wasmti
 
 fn kv_scan(mut caller: Call<'_>, rp: i32, rl: i32) -> wasmtime::Result<i64> {
     guarded(&mut caller, |caller| {
-        let bytes = read(caller, "kv_scan", rp, rl, 2 * MAX_ARG)?;
+        let bytes = read(caller, "kv_scan", rp, rl, MAX_SCAN_REQUEST)?;
         let request = ScanRequest::decode(&bytes).map_err(|e| InvokeError::BadArguments {
             function: "kv_scan",
             reason: e.to_string(),

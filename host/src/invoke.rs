@@ -246,12 +246,12 @@ pub(crate) fn finish(
                 (None, None) => None,
             };
             if let Some(mut txn) = txn {
-                let event = summary.outcome(Outcome::Failed(reason.clone()));
                 // A failure is always recorded, even with host-call auditing off.
-                let recorded = txn
-                    .audit_event(event)
-                    .and_then(|()| txn.rollback_audited(&reason));
-                if let Err(audit_err) = recorded {
+                let event = summary.outcome(Outcome::Failed(reason.clone()));
+                if let Err(audit_err) = txn.audit_event(event) {
+                    tracing::warn!(%audit_err, "could not add the failure to the audit log");
+                }
+                if let Err(audit_err) = txn.rollback_audited(&reason) {
                     tracing::error!(%audit_err, "could not record a failed invocation");
                 }
             }

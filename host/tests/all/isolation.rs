@@ -100,3 +100,39 @@ fn crafted_table_names_and_keys_stay_in_the_tenant() {
         "{names}"
     );
 }
+
+/// A plugin asking for reserved tables (where plugins themselves are stored) or oversized keys
+/// gets statuses, never another table's data.
+#[test]
+fn reserved_tables_and_oversized_keys_are_statuses() {
+    let module = r#"(module
+      (import "tenantry:v1" "kv_get" (func $get (param i32 i32 i32 i32) (result i64)))
+      (import "tenantry:v1" "output" (func $output (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 16) "_plugins")
+      (data (i32.const 32) "counter")
+      (data (i32.const 48) "notes")
+      (func (export "tenantry_abi_version") (result i32) (i32.const 1))
+      (func (export "tenantry_alloc") (param i32) (result i32) (i32.const 1024))
+      (func $answer (param $code i64) (result i32)
+        (i64.store (i32.const 512) (local.get $code))
+        (drop (call $output (i32.const 512) (i32.const 8)))
+        (i32.const 0))
+      (func (export "reserved") (param i32 i32) (result i32)
+        (call $answer (call $get (i32.const 16) (i32.const 8) (i32.const 32) (i32.const 7))))
+      (func (export "big_key") (param i32 i32) (result i32)
+        (call $answer (call $get (i32.const 48) (i32.const 5) (i32.const 0) (i32.const 5000))))
+    )"#;
+    let (_engine, host, t) = super::setup("probe", &wat(module));
+    host.install(&ctx(t), "counter", plugins::COUNTER).unwrap();
+    let code = |f| {
+        i64::from_le_bytes(
+            host.invoke(&ctx(t), "probe", f, b"")
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        )
+    };
+    assert_eq!(code("reserved"), -2);
+    assert_eq!(code("big_key"), -3);
+}
