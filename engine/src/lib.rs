@@ -105,3 +105,8 @@ pub use unscoped::UnscopedHandle;
 
 /// Re-exported for [`Engine::open_backend`]: implement it to inject storage faults in tests.
 pub use redb::StorageBackend;
+
+/// The README's code blocks, compiled and run as doctests so that they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
