@@ -135,7 +135,7 @@ fn check_abi(name: &str, wasm: &[u8], functions: &[&str]) -> TestResult {
 #[test]
 fn every_built_plugin_is_listed_and_is_wasm() {
     let names: Vec<&str> = plugins::ALL.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["counter", "hostile", "projects"]);
+    assert_eq!(names, ["bench", "counter", "hostile", "projects"]);
     for (name, wasm) in plugins::ALL {
         assert!(
             wasm.starts_with(b"\0asm\x01\0\0\0"),
