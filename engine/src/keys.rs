@@ -175,6 +175,11 @@ pub(crate) fn check_value(value: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The audit target of a key: `table/key`, see [`display_key`].
+pub fn audit_target(table: &str, key: &[u8]) -> String {
+    format!("{table}/{}", display_key(key))
+}
+
 /// A key as shown in an audit target: printable ASCII as is, anything else as hex, and long
 /// keys shortened visibly.
 pub(crate) fn display_key(key: &[u8]) -> String {

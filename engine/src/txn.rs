@@ -196,7 +196,7 @@ impl WriteTxn {
         self.check_write(table, key)?;
         keys::check_value(value)?;
         let event = AuditEvent::new("kv.put")
-            .target(format!("{table}/{}", keys::display_key(key)))
+            .target(keys::audit_target(table, key))
             .with_value_digest(value);
         self.grow(key.len() + value.len() + event.approx_size())?;
         self.buffer(table, key, Some(value.to_vec()))?;
@@ -225,8 +225,7 @@ impl WriteTxn {
     pub fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
         self.check_write(table, key)?;
         let existed = self.get(table, key)?.is_some();
-        let mut event =
-            AuditEvent::new("kv.delete").target(format!("{table}/{}", keys::display_key(key)));
+        let mut event = AuditEvent::new("kv.delete").target(keys::audit_target(table, key));
         if !existed {
             event = event.outcome(Outcome::NoChange);
         }

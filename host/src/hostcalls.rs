@@ -9,7 +9,9 @@
 
 use std::ops::Bound;
 
-use tenantry_engine::{AuditEvent, Error as EngineError, MAX_KEY_LEN, MAX_VALUE_LEN, Outcome};
+use tenantry_engine::{
+    AuditEvent, Error as EngineError, MAX_KEY_LEN, MAX_VALUE_LEN, Outcome, audit_target,
+};
 use tenantry_sdk::wire::{self, ScanRequest, ScanResponseBuilder, ScanSelector, Status};
 use wasmtime::{Caller, Linker};
 
@@ -176,26 +178,6 @@ fn table_name(state: &mut HostState, bytes: &[u8]) -> Result<String, Status> {
     }
 }
 
-fn target(table: &str, key: &[u8]) -> String {
-    let shown: String = key
-        .iter()
-        .take(48)
-        .map(|b| {
-            if b.is_ascii_graphic() {
-                char::from(*b).to_string()
-            } else {
-                format!("\\x{b:02x}")
-            }
-        })
-        .collect();
-    let more = if key.len() > 48 {
-        format!("…(+{} bytes)", key.len() - 48)
-    } else {
-        String::new()
-    };
-    format!("{table}/{shown}{more}")
-}
-
 fn count_read(state: &mut HostState, bytes: usize) -> Result<(), InvokeError> {
     state.bytes_read += bytes as u64;
     if state.bytes_read > state.limits.bytes_read {
@@ -226,7 +208,7 @@ fn kv_get(mut caller: Call<'_>, tp: i32, tl: i32, kp: i32, kl: i32) -> wasmtime:
         };
         let state = caller.data_mut();
         let got = state.txn()?.get(&table, &key);
-        let event = AuditEvent::new("kv.get").target(target(&table, &key));
+        let event = AuditEvent::new("kv.get").target(audit_target(&table, &key));
         match got {
             Ok(Some(value)) => {
                 count_read(state, key.len() + value.len())?;
@@ -283,7 +265,7 @@ fn kv_put(
             Ok(()) => Ok(0),
             Err(err) => {
                 let event = AuditEvent::new("kv.put")
-                    .target(target(&table, &key))
+                    .target(audit_target(&table, &key))
                     .outcome(Outcome::Denied(err.to_string()));
                 let status = recoverable(state, err)?;
                 state.audit(event)?;
@@ -314,7 +296,7 @@ fn kv_delete(mut caller: Call<'_>, tp: i32, tl: i32, kp: i32, kl: i32) -> wasmti
             Ok(existed) => Ok(i32::from(existed)),
             Err(err) => {
                 let event = AuditEvent::new("kv.delete")
-                    .target(target(&table, &key))
+                    .target(audit_target(&table, &key))
                     .outcome(Outcome::Denied(err.to_string()));
                 let status = recoverable(state, err)?;
                 state.audit(event)?;

@@ -1,0 +1,210 @@
+//! [`Session`]: the open database, the operator, and tenants resolved from the command line.
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
+use tenantry_engine::{Engine, Operator, TenantInfo, TenantState};
+use tenantry_host::{HostConfig, PluginHost};
+
+use crate::cli::TenantRef;
+use crate::exit::{CliError, Code};
+
+/// The database file used when neither `--db` nor `TENANTRY_DB` is given.
+pub(crate) const DEFAULT_DB: &str = "tenantry.redb";
+
+/// The operator named by `--operator`/`TENANTRY_OPERATOR`, else `cli:<OS user>`.
+pub(crate) fn operator(name: Option<String>) -> Operator {
+    let name = name.unwrap_or_else(|| {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| "unknown".to_owned());
+        format!("cli:{user}")
+    });
+    Operator::new(name)
+}
+
+/// Whether opening may create the database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Create {
+    /// Fail with exit code 3 if the file is missing.
+    No,
+    /// Create it if missing; it is removed again if the command fails.
+    IfMissing,
+}
+
+/// An open database and who operates on it.
+pub(crate) struct Session {
+    engine: Engine,
+    op: Operator,
+    path: PathBuf,
+    created: bool,
+    host: OnceCell<PluginHost>,
+}
+
+impl Session {
+    /// Opens the database at `path` as `op`.
+    ///
+    /// # Errors
+    /// [`Code::MissingDatabase`] for a missing file (unless `create`), [`Code::DatabaseInUse`]
+    /// when another process has it open, or a storage error.
+    pub(crate) fn open(path: &Path, op: Operator, create: Create) -> Result<Self, CliError> {
+        // Checked first so that a read command never leaves an empty database behind. (A file
+        // removed between this check and the open is still created: the engine has no
+        // open-existing-only call.)
+        let exists = path.try_exists().map_err(|e| {
+            CliError::new(
+                Code::Failure,
+                format!("cannot access {}: {e}", path.display()),
+            )
+        })?;
+        if !exists && create == Create::No {
+            return Err(CliError::new(
+                Code::MissingDatabase,
+                format!(
+                    "database {} does not exist (create it with `tenantry tenant create NAME`, \
+                     or name another with --db or TENANTRY_DB)",
+                    path.display()
+                ),
+            ));
+        }
+        if path.is_dir() {
+            return Err(CliError::usage(format!(
+                "{} is a directory, not a database file",
+                path.display()
+            )));
+        }
+        let engine = Engine::open(path).map_err(|e| {
+            let in_use = matches!(e, tenantry_engine::Error::DatabaseInUse);
+            let err = CliError::from(e);
+            if in_use {
+                err
+            } else {
+                err.context(format!("cannot open database {}", path.display()))
+            }
+        });
+        let engine = match engine {
+            Ok(engine) => engine,
+            Err(err) => {
+                if !exists {
+                    remove_quietly(path);
+                }
+                return Err(err);
+            }
+        };
+        Ok(Session {
+            engine,
+            op,
+            path: path.to_owned(),
+            created: !exists,
+            host: OnceCell::new(),
+        })
+    }
+
+    /// Closes the database; if this session created the file and `failed`, removes it, so a
+    /// failed `tenant create` leaves nothing behind.
+    pub(crate) fn close(self, failed: bool) {
+        let Session {
+            engine,
+            path,
+            created,
+            host,
+            ..
+        } = self;
+        drop(host);
+        drop(engine);
+        if failed && created {
+            remove_quietly(&path);
+        }
+    }
+
+    /// The engine.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The operator.
+    pub(crate) fn op(&self) -> &Operator {
+        &self.op
+    }
+
+    /// Whether this session created the database file.
+    pub(crate) fn created(&self) -> bool {
+        self.created
+    }
+
+    /// The database file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The plugin host, set up on first use.
+    ///
+    /// # Errors
+    /// If wasmtime cannot be set up.
+    pub(crate) fn host(&self) -> Result<&PluginHost, CliError> {
+        if let Some(host) = self.host.get() {
+            return Ok(host);
+        }
+        let host = PluginHost::new(self.engine.clone(), HostConfig::default())?;
+        Ok(self.host.get_or_init(|| host))
+    }
+
+    /// The tenant named on the command line: by id, else the live tenant with that name, else
+    /// the one deleted tenant that had it.
+    ///
+    /// # Errors
+    /// [`Code::NotFound`] if there is none; [`Code::Usage`] if several deleted tenants had the
+    /// name.
+    pub(crate) fn tenant(&self, tenant: &TenantRef) -> Result<TenantInfo, CliError> {
+        let all = self.engine.all_tenants()?;
+        let name = match tenant {
+            TenantRef::Id(id) => {
+                return all.into_iter().find(|t| t.id.get() == *id).ok_or_else(|| {
+                    CliError::new(Code::NotFound, format!("no tenant has id #{id}"))
+                });
+            }
+            TenantRef::Name(name) => name,
+        };
+        if let Some(id) = self.engine.tenant_id(name)? {
+            return Ok(self.engine.tenant_info(id)?);
+        }
+        let mut deleted: Vec<TenantInfo> = all
+            .into_iter()
+            .filter(|t| &t.name == name && t.state == TenantState::Deleted)
+            .collect();
+        match deleted.len() {
+            0 => Err(CliError::new(
+                Code::NotFound,
+                format!("no tenant named {name:?} (see `tenantry tenant list --all`)"),
+            )),
+            1 => Ok(deleted.remove(0)),
+            _ => {
+                let ids: Vec<String> = deleted.iter().map(|t| t.id.to_string()).collect();
+                Err(CliError::usage(format!(
+                    "no live tenant is named {name:?}, and several deleted tenants were ({}): \
+                     name one by id, e.g. '{}'",
+                    ids.join(", "),
+                    ids[ids.len() - 1]
+                )))
+            }
+        }
+    }
+}
+
+/// `acme (#3)`: how the CLI names a tenant in messages.
+pub(crate) fn label(info: &TenantInfo) -> String {
+    format!("{} ({})", info.name, info.id)
+}
+
+fn remove_quietly(path: &Path) {
+    if let Err(err) = std::fs::remove_file(path)
+        && err.kind() != std::io::ErrorKind::NotFound
+    {
+        eprintln!(
+            "warning: could not remove {} after the failure: {err}",
+            path.display()
+        );
+    }
+}
