@@ -88,8 +88,9 @@ impl Engine {
     /// Opens the database at `path`, creating it if missing.
     ///
     /// # Errors
-    /// [`Error::DatabaseInUse`] if another process has it open, [`Error::Corrupted`] for a file
-    /// that is not a tenantry database, or a storage error.
+    /// [`Error::DatabaseInUse`] if another process has it open, [`Error::Corrupted`] for a redb
+    /// file that is not a tenantry database, or [`Error::Storage`] for a file that is not a redb
+    /// database at all.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_with(path, EngineOptions::default())
     }
@@ -99,6 +100,7 @@ impl Engine {
     /// # Errors
     /// As [`Engine::open`].
     pub fn open_with(path: impl AsRef<Path>, options: EngineOptions) -> Result<Self> {
+        discard_unfinished_file(path.as_ref())?;
         let db = builder(&options).create(path)?;
         Self::start(db, options)
     }
@@ -127,6 +129,7 @@ impl Engine {
         backend: impl redb::StorageBackend,
         options: EngineOptions,
     ) -> Result<Self> {
+        discard_unfinished_backend(&backend)?;
         let db = builder(&options).create_with_backend(backend)?;
         Self::start(db, options)
     }
@@ -492,6 +495,75 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine").finish_non_exhaustive()
     }
+}
+
+/// redb's magic number, which it writes last when it creates a file.
+const REDB_MAGIC_LEN: usize = 9;
+
+/// Whether `head`, the first bytes of a file, is what a creation cut short leaves: no magic
+/// number yet, and either nothing else either or a header with a plausible page size. redb
+/// writes the magic number only after the rest of the new file is synced, so such a file never
+/// held a commit and can be started afresh. Anything else is left alone: a foreign file is
+/// never truncated.
+fn unfinished_creation(head: &[u8]) -> bool {
+    if head.len() < 16 || head[..REDB_MAGIC_LEN].iter().any(|&b| b != 0) {
+        return false;
+    }
+    let page_size = u32::from_le_bytes([head[12], head[13], head[14], head[15]]);
+    let blank = head.iter().all(|&b| b == 0);
+    blank || (page_size.is_power_of_two() && (512..=65536).contains(&page_size))
+}
+
+/// Starts afresh a database file whose creation was cut short by a crash (see
+/// [`unfinished_creation`]); otherwise that file could never be opened again.
+fn discard_unfinished_file(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::storage_io(e)),
+    };
+    // A file locked by another process is in use, not unfinished: leave it to redb to say so.
+    if file.try_lock().is_err() {
+        return Ok(());
+    }
+    let mut head = Vec::with_capacity(64);
+    (&mut file)
+        .take(64)
+        .read_to_end(&mut head)
+        .map_err(Error::storage_io)?;
+    if !head.is_empty() && head.iter().all(|&b| b == 0) && head.len() < 16 {
+        head.resize(16, 0);
+    }
+    if unfinished_creation(&head) {
+        tracing::warn!(path = %path.display(), "discarding a database file whose creation was interrupted");
+        file.set_len(0).map_err(Error::storage_io)?;
+        file.sync_all().map_err(Error::storage_io)?;
+    }
+    Ok(())
+}
+
+/// [`discard_unfinished_file`] for a custom backend.
+fn discard_unfinished_backend(backend: &impl redb::StorageBackend) -> Result<()> {
+    let len = backend.len().map_err(Error::storage_io)?;
+    if len == 0 {
+        return Ok(());
+    }
+    let mut head = vec![0u8; usize::try_from(len.min(64)).unwrap_or(64)];
+    backend.read(0, &mut head).map_err(Error::storage_io)?;
+    if head.len() < 16 && head.iter().all(|&b| b == 0) {
+        head.resize(16, 0);
+    }
+    if unfinished_creation(&head) {
+        tracing::warn!("discarding a database whose creation was interrupted");
+        backend.set_len(0).map_err(Error::storage_io)?;
+        backend.sync_data().map_err(Error::storage_io)?;
+    }
+    Ok(())
 }
 
 fn builder(options: &EngineOptions) -> redb::Builder {

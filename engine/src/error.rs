@@ -157,14 +157,22 @@ pub enum Error {
     #[error("the database is corrupted: {0}")]
     Corrupted(String),
     /// The storage layer failed.
-    #[error("storage error")]
-    Storage(#[source] StorageError),
+    #[error("storage error: {0}")]
+    Storage(StorageError),
     /// An I/O error outside the storage layer (for example while exporting).
     #[error("I/O error")]
     Io(#[from] std::io::Error),
 }
 
 impl Error {
+    /// An I/O failure of the database file or backend.
+    pub(crate) fn storage_io(io: std::io::Error) -> Self {
+        Error::Storage(StorageError {
+            message: "I/O error".into(),
+            source: Some(Box::new(io)),
+        })
+    }
+
     /// Whether retrying the same operation can succeed without any other change.
     ///
     /// Lock timeouts are retryable. Storage failures are retryable only after the engine has been
@@ -201,10 +209,7 @@ impl From<redb::Error> for Error {
         match err {
             redb::Error::DatabaseAlreadyOpen => Error::DatabaseInUse,
             redb::Error::Corrupted(msg) => Error::Corrupted(msg),
-            redb::Error::Io(io) => Error::Storage(StorageError {
-                message: format!("I/O error: {io}"),
-                source: Some(Box::new(io)),
-            }),
+            redb::Error::Io(io) => Error::storage_io(io),
             other => Error::Storage(StorageError {
                 message: other.to_string(),
                 source: None,

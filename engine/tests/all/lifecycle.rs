@@ -224,3 +224,35 @@ fn unknown_tenants_and_second_open_are_typed_errors() {
         Err(Error::DatabaseInUse)
     ));
 }
+
+#[test]
+fn a_file_whose_creation_was_cut_short_opens_but_a_foreign_file_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    // A crash right after redb extended the new file: nothing but zeros.
+    let cut = dir.path().join("cut.redb");
+    std::fs::File::create(&cut)
+        .unwrap()
+        .set_len(73_728)
+        .unwrap();
+    let engine = tenantry_engine::Engine::open(&cut).unwrap();
+    engine.create_tenant(&op(), "acme").unwrap();
+    drop(engine);
+    assert!(
+        tenantry_engine::Engine::open(&cut)
+            .unwrap()
+            .tenant_id("acme")
+            .unwrap()
+            .is_some()
+    );
+    // Anything else is an error, and the file is not touched.
+    let foreign = dir.path().join("notes.txt");
+    std::fs::write(&foreign, b"my precious notes, not a database").unwrap();
+    assert!(matches!(
+        tenantry_engine::Engine::open(&foreign),
+        Err(Error::Storage(_) | Error::Corrupted(_))
+    ));
+    assert_eq!(
+        std::fs::read(&foreign).unwrap(),
+        b"my precious notes, not a database"
+    );
+}
