@@ -277,7 +277,23 @@ impl Drop for Committer {
     }
 }
 
+/// Stops the pipeline if the committer thread unwinds, so that callers get an error instead of
+/// waiting for a thread that is gone.
+struct StopOnPanic<'a>(&'a CommitQueue);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let message = "the committer thread panicked".to_owned();
+            for pending in self.0.fail(message.clone()) {
+                let _ = pending.reply.send(Err(Error::EngineFailed(message.clone())));
+            }
+        }
+    }
+}
+
 fn run(db: &redb::Database, registry: &Registry, queue: &CommitQueue, opts: PipelineOptions) {
+    let _stop = StopOnPanic(queue);
     let mut heads: HashMap<u64, Head> = HashMap::new();
     while let Some(batch) = queue.next_batch(&opts) {
         let started = Instant::now();
