@@ -286,7 +286,9 @@ impl Drop for StopOnPanic<'_> {
         if std::thread::panicking() {
             let message = "the committer thread panicked".to_owned();
             for pending in self.0.fail(message.clone()) {
-                let _ = pending.reply.send(Err(Error::EngineFailed(message.clone())));
+                let _ = pending
+                    .reply
+                    .send(Err(Error::EngineFailed(message.clone())));
             }
         }
     }
