@@ -175,7 +175,8 @@ pub(crate) fn check_value(value: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The audit target of a key: `table/key`, see [`display_key`].
+/// The audit target of a key: `table/key`, with the key as printable ASCII or hex, and long
+/// keys shortened visibly (for example `projects/0x00000002`).
 pub fn audit_target(table: &str, key: &[u8]) -> String {
     format!("{table}/{}", display_key(key))
 }
