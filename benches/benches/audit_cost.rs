@@ -12,11 +12,12 @@
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use tenantry_benches::{
-    TABLE, bulk_options, create_tenants, env_usize, run_split, seq_key, tempdir, value,
+    TABLE, bulk_options, create_tenants, env_usize, measuring, paired_ratio, run_split, seq_key,
+    tempdir, value,
 };
 use tenantry_engine::{Context, Engine, EngineOptions, TenantHandle};
 
@@ -57,19 +58,18 @@ fn audit_cost(c: &mut Criterion) {
         .sample_size(env_usize("TENANTRY_BENCH_COMMIT_SAMPLES", 20))
         .sampling_mode(SamplingMode::Flat)
         .throughput(Throughput::Elements(1));
+    let commit = |w: &Writers, t: usize| {
+        let n = w.next[t].fetch_add(1, Ordering::Relaxed);
+        let mut tx = w.handles[t].begin_write().unwrap();
+        tx.put(TABLE, &seq_key(t as u64, n), &v).unwrap();
+        tx.commit().unwrap();
+    };
     for (name, w) in [
         (format!("audit_on/{threads}"), &on),
         (format!("audit_off/{threads}"), &off),
     ] {
         group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                run_split(threads, iters, |t| {
-                    let n = w.next[t].fetch_add(1, Ordering::Relaxed);
-                    let mut tx = w.handles[t].begin_write().unwrap();
-                    tx.put(TABLE, &seq_key(t as u64, n), &v).unwrap();
-                    tx.commit().unwrap();
-                })
-            });
+            b.iter_custom(|iters| run_split(threads, iters, |t| commit(w, t)));
         });
     }
     group.finish();
@@ -84,6 +84,19 @@ fn audit_cost(c: &mut Criterion) {
         total(&on),
         total(&off)
     );
+    if measuring() {
+        // The same ratio measured in interleaved blocks of ~300 ms (see `paired_ratio`).
+        let rounds = env_usize("TENANTRY_BENCH_PAIRED_COMMIT_ROUNDS", 11);
+        let (q1, median, q3) = paired_ratio(
+            rounds,
+            Duration::from_millis(300),
+            |n| run_split(threads, n, |t| commit(&on, t)),
+            |n| run_split(threads, n, |t| commit(&off, t)),
+        );
+        eprintln!(
+            "audit_cost: paired time per commit, audit on ÷ audit off, at {threads} threads = {median:.2} (IQR {q1:.2}–{q3:.2}, {rounds} rounds)"
+        );
+    }
     // The switch really is off: only the tenant.create entry is in the log.
     let probe = off.handles[0].tenant_id();
     assert!(off.engine.verify_audit(probe).unwrap() <= 1);

@@ -10,7 +10,10 @@
 //! pre-loaded tenants run out, the deleting thread loads another (commits are not timed then).
 //!
 //! Sizes: `TENANTRY_BENCH_DELETE_KEYS` (1,000,000 keys per deleted tenant),
-//! `TENANTRY_BENCH_DELETE_TENANTS` (3 pre-loaded), `TENANTRY_BENCH_DELETE_SAMPLES` (10).
+//! `TENANTRY_BENCH_SETTLE_MS` (3,000 ms of rest after the bulk load, before timing),
+//! `TENANTRY_BENCH_DELETE_TENANTS` (4 pre-loaded), `TENANTRY_BENCH_DELETE_SAMPLES` (10),
+//! `TENANTRY_BENCH_DELETE_MEASURE_MS` (2,000: criterion's measurement time of the commits during
+//! deletion, which overrides `--measurement-time`, because deletions are short and reloads long).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::VecDeque;
@@ -140,7 +143,7 @@ impl Deleter {
 
 fn delete_stall(c: &mut Criterion) {
     let keys = env_usize("TENANTRY_BENCH_DELETE_KEYS", 1_000_000) as u64;
-    let preload = env_usize("TENANTRY_BENCH_DELETE_TENANTS", 3);
+    let preload = env_usize("TENANTRY_BENCH_DELETE_TENANTS", 4);
     let dir = tempdir();
     // As shipped: Durability::Immediate, audit on, purge chunks of 10,000 keys.
     let options = EngineOptions::default();
@@ -154,6 +157,11 @@ fn delete_stall(c: &mut Criterion) {
     let ready: VecDeque<TenantId> = (0..preload)
         .map(|i| load_tenant(&engine, &format!("a{i}"), keys, &never).unwrap())
         .collect();
+    // Let the writeback of the bulk load settle before timing the baseline.
+    let _ = std::process::Command::new("sync").status();
+    std::thread::sleep(Duration::from_millis(
+        env_usize("TENANTRY_BENCH_SETTLE_MS", 3000) as u64,
+    ));
 
     let next = AtomicU64::new(0);
     let v = value(7);
@@ -186,6 +194,14 @@ fn delete_stall(c: &mut Criterion) {
             total
         });
     });
+    // A short warm-up, within the first pre-loaded deletions: criterion's warm-up counts wall
+    // time, which would include waiting for the next tenant to be loaded.
+    group.warm_up_time(Duration::from_millis(300));
+    // A 1M-key deletion takes well under a second, and loading the next tenant ~20 s: a short
+    // measurement keeps the number of deletions (and loads) near the pre-loaded tenants.
+    group.measurement_time(Duration::from_millis(
+        env_usize("TENANTRY_BENCH_DELETE_MEASURE_MS", 2000) as u64,
+    ));
     group.bench_function("commit_during_delete", |bencher| {
         let d: &Deleter = deleter.get_or_insert_with(|| {
             Deleter::start(engine.clone(), ready.take().unwrap_or_default(), keys)

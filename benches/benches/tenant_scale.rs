@@ -12,17 +12,20 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use tenantry_benches::{
-    TABLE, bulk_options, create_tenants, env_usize, key, load_engine, random_indices, tempdir,
+    TABLE, bulk_options, create_tenants, cycling_block, env_usize, key, load_engine, measuring,
+    paired_ratio, random_indices, tempdir, tree_shape,
 };
-use tenantry_engine::{Context, Engine, ReadTxn};
+use tenantry_engine::{Context, Engine, ReadTxn, TenantHandle};
 
 /// A loaded engine, with a read transaction per tenant the lookups touch.
 struct Dataset {
     // Field order is drop order: transactions, then the engine, then its directory.
     txns: Vec<ReadTxn>,
+    handles: Vec<TenantHandle>,
     lookups: Vec<(usize, [u8; 16])>,
     _engine: Engine,
     _dir: tempfile::TempDir,
@@ -30,18 +33,29 @@ struct Dataset {
 
 fn dataset(tenant_count: usize, keys: u64, indices: &[u64]) -> Dataset {
     let dir = tempdir();
-    let engine = Engine::open_with(dir.path().join("engine.redb"), bulk_options()).unwrap();
-    let tenants = create_tenants(&engine, "t", tenant_count);
-    // Many threads: with one key per tenant, the committer batches their small commits.
-    let threads = if keys / (tenant_count as u64) < 100 {
-        16
-    } else {
-        4
+    let path = dir.path().join("engine.redb");
+    let tenants = {
+        let engine = Engine::open_with(&path, bulk_options()).unwrap();
+        let tenants = create_tenants(&engine, "t", tenant_count);
+        // Many threads: with one key per tenant, the committer batches their small commits.
+        let threads = if keys / (tenant_count as u64) < 100 {
+            16
+        } else {
+            4
+        };
+        load_engine(&engine, &tenants, keys, threads);
+        tenants
     };
-    load_engine(&engine, &tenants, keys, threads);
+    // Closed and reopened, so that both datasets start from a cold redb cache.
+    eprintln!(
+        "setup: {tenant_count} tenants: {}",
+        tree_shape(&path, "tenantry.data")
+    );
+    let engine = Engine::open(&path).unwrap();
 
     let mut slots: HashMap<usize, usize> = HashMap::new();
     let mut txns = Vec::new();
+    let mut handles = Vec::new();
     let lookups = indices
         .iter()
         .map(|&i| {
@@ -51,6 +65,7 @@ fn dataset(tenant_count: usize, keys: u64, indices: &[u64]) -> Dataset {
                     .tenant(&Context::tenant(tenants[tenant]).actor("bench"))
                     .unwrap();
                 txns.push(handle.begin_read().unwrap());
+                handles.push(handle);
                 txns.len() - 1
             });
             (slot, key(i))
@@ -65,6 +80,7 @@ fn dataset(tenant_count: usize, keys: u64, indices: &[u64]) -> Dataset {
     );
     Dataset {
         txns,
+        handles,
         lookups,
         _engine: engine,
         _dir: dir,
@@ -98,7 +114,52 @@ fn tenant_scale(c: &mut Criterion) {
             });
         });
     }
+    // Diagnostic: a read transaction per lookup (`begin_read` then `get`), as a request would
+    // do, so that no dataset gets an advantage from how many transactions stay open at once.
+    for (tenants, data) in &datasets {
+        group.bench_with_input(
+            BenchmarkId::new("begin_read_and_get", tenants),
+            data,
+            |b, data| {
+                let mut n = 0;
+                b.iter(|| {
+                    let (t, k) = &data.lookups[n];
+                    n = if n + 1 == data.lookups.len() {
+                        0
+                    } else {
+                        n + 1
+                    };
+                    let txn = data.handles[*t].begin_read().unwrap();
+                    black_box(txn.get(TABLE, black_box(k)).unwrap())
+                });
+            },
+        );
+    }
     group.finish();
+
+    if !measuring() {
+        return;
+    }
+    // The same ratio measured in interleaved blocks (see `paired_ratio`).
+    let rounds = env_usize("TENANTRY_BENCH_PAIRED_ROUNDS", 31);
+    let [(few_n, few_data), (many_n, many_data)] = &datasets;
+    let few_get = |n: usize| {
+        let (t, k) = &few_data.lookups[n];
+        few_data.txns[*t].get(TABLE, black_box(k)).unwrap()
+    };
+    let many_get = |n: usize| {
+        let (t, k) = &many_data.lookups[n];
+        many_data.txns[*t].get(TABLE, black_box(k)).unwrap()
+    };
+    let (q1, median, q3) = paired_ratio(
+        rounds,
+        Duration::from_millis(50),
+        cycling_block(many_data.lookups.len(), many_get),
+        cycling_block(few_data.lookups.len(), few_get),
+    );
+    eprintln!(
+        "tenant_scale: paired {many_n} tenants / {few_n} tenants = {median:.3} (IQR {q1:.3}–{q3:.3}, {rounds} rounds)"
+    );
 }
 
 criterion_group!(benches, tenant_scale);

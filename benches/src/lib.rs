@@ -184,6 +184,26 @@ pub fn load_engine(engine: &Engine, tenants: &[TenantId], keys: u64, threads: us
 
 /// Creates a raw redb database at `path` holding keys `0..keys` in [`RAW_TABLE`].
 pub fn load_raw(path: &std::path::Path, keys: u64) -> redb::Database {
+    load_raw_with(path, keys, |i| key(i).to_vec())
+}
+
+/// The physical key the engine stores for user key `key` of table `table` of tenant `tenant`:
+/// tenant id (u64 BE), table id (u32 BE), key. Built as the engine builds it, into a new `Vec`.
+pub fn engine_layout_key(tenant: u64, table: u32, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(12 + key.len());
+    k.extend_from_slice(&tenant.to_be_bytes());
+    k.extend_from_slice(&table.to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+/// Creates a raw redb database at `path` holding, in [`RAW_TABLE`], the values `0..keys` under
+/// the keys `key_of(i)`.
+pub fn load_raw_with(
+    path: &std::path::Path,
+    keys: u64,
+    key_of: impl Fn(u64) -> Vec<u8>,
+) -> redb::Database {
     let started = Instant::now();
     let db = redb::Database::create(path).expect("create raw redb");
     let mut i = 0;
@@ -195,10 +215,10 @@ pub fn load_raw(path: &std::path::Path, keys: u64) -> redb::Database {
         {
             let mut t = tx.open_table(RAW_TABLE).expect("open table");
             // Sorted within the transaction, as the engine's buffered writes are.
-            let mut batch: Vec<u64> = (i..end).collect();
-            batch.sort_unstable_by_key(|&j| key(j));
-            for j in batch {
-                t.insert(&key(j)[..], &value(j)[..]).expect("insert");
+            let mut batch: Vec<(Vec<u8>, u64)> = (i..end).map(|j| (key_of(j), j)).collect();
+            batch.sort_unstable();
+            for (k, j) in batch {
+                t.insert(&k[..], &value(j)[..]).expect("insert");
             }
         }
         tx.commit().expect("commit");
@@ -212,6 +232,28 @@ pub fn load_raw(path: &std::path::Path, keys: u64) -> redb::Database {
         started.elapsed()
     );
     db
+}
+
+/// Shape of the `&[u8] -> &[u8]` table `table` in the closed redb file at `path`: height, leaf
+/// and branch pages, stored and fragmented bytes (to compare the engine's data table with a raw
+/// one). The file must not be open elsewhere in this process.
+pub fn tree_shape(path: &std::path::Path, table: &str) -> String {
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+    let db = redb::Database::open(path).expect("open for stats");
+    let txn = db.begin_read().expect("begin_read");
+    let t = txn
+        .open_table(TableDefinition::<&[u8], &[u8]>::new(table))
+        .expect("open table");
+    let s = t.stats().expect("stats");
+    format!(
+        "{table}: {} entries, height {}, {} leaf + {} branch pages, {:.1} MiB stored, {:.1} MiB fragmented",
+        t.len().expect("len"),
+        s.tree_height(),
+        s.leaf_pages(),
+        s.branch_pages(),
+        s.stored_bytes() as f64 / (1 << 20) as f64,
+        s.fragmented_bytes() as f64 / (1 << 20) as f64,
+    )
 }
 
 /// `n` key indices drawn uniformly from `0..keys` with a fixed seed.
@@ -242,6 +284,64 @@ pub fn run_split(threads: usize, iters: u64, op: impl Fn(usize) + Sync) -> Durat
         started = Instant::now();
     });
     started.elapsed()
+}
+
+/// Whether this run measures: false under `--test`, `--list` or `--profile-time`, where the
+/// extra (non-criterion) measurements are skipped.
+pub fn measuring() -> bool {
+    !std::env::args().any(|a| matches!(a.as_str(), "--test" | "--list" | "--profile-time"))
+}
+
+/// The ratio of the time per operation of `a` to that of `b`, measured in `rounds` interleaved
+/// rounds (`a` then `b` in even rounds, `b` then `a` in odd ones) so that both see the same
+/// machine load: returns the (lower quartile, median, upper quartile) of the per-round ratios.
+/// Each closure runs a block of `n` operations and returns its wall time; `n` is chosen from a
+/// pilot block so that a block takes about `block`.
+///
+/// # Panics
+/// If `rounds` is 0.
+pub fn paired_ratio(
+    rounds: usize,
+    block: Duration,
+    mut a: impl FnMut(u64) -> Duration,
+    mut b: impl FnMut(u64) -> Duration,
+) -> (f64, f64, f64) {
+    assert!(rounds > 0);
+    let size = |f: &mut dyn FnMut(u64) -> Duration| {
+        let pilot = 64;
+        let per_op = f(pilot).as_secs_f64() / pilot as f64;
+        ((block.as_secs_f64() / per_op.max(1e-9)) as u64).max(1)
+    };
+    let (na, nb) = (size(&mut a), size(&mut b));
+    let mut ratios: Vec<f64> = (0..rounds)
+        .map(|round| {
+            let (ta, tb) = if round % 2 == 0 {
+                let ta = a(na);
+                (ta, b(nb))
+            } else {
+                let tb = b(nb);
+                (a(na), tb)
+            };
+            (ta.as_secs_f64() / na as f64) / (tb.as_secs_f64() / nb as f64)
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+    (at(0.25), at(0.5), at(0.75))
+}
+
+/// A block runner for [`paired_ratio`]: each call runs `op` on the next `ops` indices of
+/// `0..len` (cycling, continuing where the last call stopped) and returns the wall time.
+pub fn cycling_block<T>(len: usize, op: impl Fn(usize) -> T) -> impl FnMut(u64) -> Duration {
+    let mut n = 0;
+    move |ops| {
+        let started = Instant::now();
+        for _ in 0..ops {
+            n = if n + 1 >= len { 0 } else { n + 1 };
+            std::hint::black_box(op(n));
+        }
+        started.elapsed()
+    }
 }
 
 /// Percentiles of a set of latencies.

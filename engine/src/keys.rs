@@ -21,6 +21,7 @@
 //! * Table ids are assigned per tenant by the commit pipeline on a table's first write, and are
 //!   never reused; the name-to-id map lives in `tenantry.tables`, keyed `tenant u64 BE ++ name`.
 
+use std::fmt::Write as _;
 use std::ops::Bound;
 
 use crate::error::{Error, Result};
@@ -59,6 +60,21 @@ impl TablePrefix {
         key.extend_from_slice(&self.0);
         key.extend_from_slice(user_key);
         key
+    }
+
+    /// Calls `f` with the physical key of `user_key`, built on the stack when it is short (the
+    /// point-read path allocates nothing for it).
+    pub(crate) fn with_key<R>(&self, user_key: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+        const STACK: usize = 128;
+        let len = PREFIX_LEN + user_key.len();
+        if len <= STACK {
+            let mut buf = [0u8; STACK];
+            buf[..PREFIX_LEN].copy_from_slice(&self.0);
+            buf[PREFIX_LEN..len].copy_from_slice(user_key);
+            f(&buf[..len])
+        } else {
+            f(&self.key(user_key))
+        }
     }
 
     /// The user key of a physical key, or `None` if the key is outside this table.
@@ -193,7 +209,7 @@ pub(crate) fn display_key(key: &[u8]) -> String {
         let mut hex = String::with_capacity(2 + shown.len() * 2);
         hex.push_str("0x");
         for b in shown {
-            hex.push_str(&format!("{b:02x}"));
+            let _ = write!(hex, "{b:02x}");
         }
         hex
     };

@@ -3,6 +3,7 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use redb::{ReadOnlyTable, ReadableDatabase};
 
 use crate::error::{Error, Result};
@@ -21,6 +22,10 @@ pub(crate) struct Snapshot {
     access: Access,
     txn: redb::ReadTransaction,
     data: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    /// The last table named and its prefix (`None`: absent in this snapshot), so that repeated
+    /// reads of one table validate and resolve its name once. A snapshot never changes, so
+    /// neither does the answer.
+    last_table: Mutex<Option<(Box<str>, Option<TablePrefix>)>>,
 }
 
 /// Who reads through a snapshot, which decides what it may name.
@@ -58,6 +63,7 @@ impl Snapshot {
             access,
             txn,
             data,
+            last_table: Mutex::new(None),
         })
     }
 
@@ -100,10 +106,17 @@ impl Snapshot {
     }
 
     pub(crate) fn prefix(&self, table: &str) -> Result<Option<TablePrefix>> {
+        if let Some((name, prefix)) = &*self.last_table.lock()
+            && **name == *table
+        {
+            return Ok(*prefix);
+        }
         self.check_table(table)?;
-        Ok(self
+        let prefix = self
             .table_id(table)?
-            .map(|id| TablePrefix::new(self.tenant.id, id)))
+            .map(|id| TablePrefix::new(self.tenant.id, id));
+        *self.last_table.lock() = Some((table.into(), prefix));
+        Ok(prefix)
     }
 
     pub(crate) fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -112,10 +125,8 @@ impl Snapshot {
         let Some(prefix) = self.prefix(table)? else {
             return Ok(None);
         };
-        Ok(self
-            .data
-            .get(&prefix.key(key)[..])?
-            .map(|v| v.value().to_vec()))
+        let value = prefix.with_key(key, |k| self.data.get(k))?;
+        Ok(value.map(|v| v.value().to_vec()))
     }
 
     /// Size (key plus value) of a stored entry, for usage accounting.
@@ -127,10 +138,8 @@ impl Snapshot {
         let Some(prefix) = prefix else {
             return Ok(None);
         };
-        Ok(self
-            .data
-            .get(&prefix.key(key)[..])?
-            .map(|v| (key.len() + v.value().len()) as u64))
+        let value = prefix.with_key(key, |k| self.data.get(k))?;
+        Ok(value.map(|v| (key.len() + v.value().len()) as u64))
     }
 
     /// Scans `table` over a clamped physical range.
