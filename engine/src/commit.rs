@@ -185,16 +185,27 @@ impl CommitQueue {
             }
             self.wake.wait(&mut state);
         }
+        // A purge chunk of a deleted tenant waits while anything else is queued, so that no
+        // tenant's commit shares a transaction with (and waits for) a chunk of someone's
+        // deletion. Purges touch only their deleted tenant's keys, so reordering them is safe.
+        let others_waiting = state
+            .pending
+            .iter()
+            .any(|p| !matches!(p.request, Request::Purge { .. }));
+        let (mut batch, mut rest) = (Vec::new(), Vec::new());
         let mut bytes = 0;
-        let mut take = 0;
-        for p in &state.pending {
-            if take > 0 && (take >= opts.max_batch_requests || bytes >= opts.max_batch_bytes) {
-                break;
+        for p in state.pending.drain(..) {
+            let full = !batch.is_empty()
+                && (batch.len() >= opts.max_batch_requests || bytes >= opts.max_batch_bytes);
+            if full || (others_waiting && matches!(p.request, Request::Purge { .. })) {
+                rest.push(p);
+            } else {
+                bytes += p.request.approx_size();
+                batch.push(p);
             }
-            bytes += p.request.approx_size();
-            take += 1;
         }
-        Some(state.pending.drain(..take).collect())
+        state.pending = rest;
+        Some(batch)
     }
 
     fn fail(&self, message: String) -> Vec<Pending> {
