@@ -54,21 +54,27 @@ pub(crate) struct LoadedPlugin {
 /// The in-memory view of installed plugins.
 #[derive(Default)]
 pub(crate) struct Catalog {
-    loaded: RwLock<HashMap<(TenantId, String), Arc<LoadedPlugin>>>,
+    loaded: RwLock<HashMap<TenantId, HashMap<String, Arc<LoadedPlugin>>>>,
 }
 
 impl Catalog {
     pub(crate) fn get(&self, tenant: TenantId, name: &str) -> Option<Arc<LoadedPlugin>> {
-        self.loaded.read().get(&(tenant, name.to_owned())).cloned()
+        self.loaded.read().get(&tenant)?.get(name).cloned()
     }
 
     pub(crate) fn insert(&self, tenant: TenantId, plugin: Arc<LoadedPlugin>) {
-        let key = (tenant, plugin.info.name.clone());
-        self.loaded.write().insert(key, plugin);
+        let name = plugin.info.name.clone();
+        self.loaded
+            .write()
+            .entry(tenant)
+            .or_default()
+            .insert(name, plugin);
     }
 
     pub(crate) fn remove(&self, tenant: TenantId, name: &str) {
-        self.loaded.write().remove(&(tenant, name.to_owned()));
+        if let Some(plugins) = self.loaded.write().get_mut(&tenant) {
+            plugins.remove(name);
+        }
     }
 }
 

@@ -18,7 +18,9 @@ pub(crate) fn engine(config: &HostConfig) -> Result<Engine, HostError> {
         .max_memories_per_module(1)
         .max_tables_per_module(1)
         .max_memory_size(usize::try_from(config.pool_memory_bytes).unwrap_or(usize::MAX))
-        .max_core_instance_size(1 << 20);
+        .max_core_instance_size(1 << 20)
+        // Return slots' memory to the kernel a few at a time, not one madvise per invocation.
+        .decommit_batch_size(8);
     let mut cfg = Config::new();
     cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .consume_fuel(true)
