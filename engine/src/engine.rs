@@ -650,26 +650,33 @@ fn load_registry(db: &redb::Database, registry: &Registry) -> Result<Vec<TenantI
 
 /// Tenant names: 1 to 63 bytes of `[a-z0-9_-]`, starting with a letter or digit.
 pub(crate) fn validate_tenant_name(name: &str) -> Result<()> {
-    let invalid = |reason| {
-        Err(Error::InvalidTenantName {
-            name: name.chars().take(80).collect(),
-            reason,
-        })
-    };
+    check_identifier(name, 63).map_err(|reason| Error::InvalidTenantName {
+        name: name.chars().take(80).collect(),
+        reason,
+    })
+}
+
+/// The rule for tenant names (and, in the plugin host, plugin names): 1 to `max_len` bytes of
+/// lowercase ASCII letters, digits, `-` and `_`, starting with a letter or digit. Returns why a
+/// name breaks it.
+///
+/// # Errors
+/// A short reason, for example `"must not be empty"`.
+pub fn check_identifier(name: &str, max_len: usize) -> std::result::Result<(), &'static str> {
     if name.is_empty() {
-        return invalid("must not be empty");
+        return Err("must not be empty");
     }
-    if name.len() > 63 {
-        return invalid("longer than 63 bytes");
+    if name.len() > max_len {
+        return Err("too long");
     }
     if !name
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
     {
-        return invalid("only lowercase ASCII letters, digits, '-' and '_' are allowed");
+        return Err("only lowercase ASCII letters, digits, '-' and '_' are allowed");
     }
     if !name.as_bytes()[0].is_ascii_alphanumeric() {
-        return invalid("must start with a letter or digit");
+        return Err("must start with a letter or digit");
     }
     Ok(())
 }

@@ -94,7 +94,7 @@ pub use audit::{
 };
 pub use commit::CommitReceipt;
 pub use context::{Context, MAX_FIELD_LEN, Operator};
-pub use engine::{Durability, Engine, EngineOptions};
+pub use engine::{Durability, Engine, EngineOptions, check_identifier};
 pub use error::{Error, QuotaLimit, Result, StorageError};
 pub use handle::TenantHandle;
 pub use keys::{MAX_KEY_LEN, MAX_TABLE_NAME_LEN, MAX_VALUE_LEN, audit_target};

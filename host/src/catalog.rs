@@ -98,25 +98,11 @@ pub(crate) fn code(reserved: &TenantHandle, version: &str) -> Result<Vec<u8>, Ho
         })
 }
 
-/// Plugin names: 1 to 64 bytes of `[a-z0-9_-]`, starting with a letter or digit.
+/// Plugin names: 1 to 64 bytes of `[a-z0-9_-]`, starting with a letter or digit (the rule of
+/// tenant names).
 pub(crate) fn validate_name(name: &str) -> Result<(), HostError> {
-    let invalid = |reason| {
-        Err(HostError::InvalidName {
-            name: name.chars().take(80).collect(),
-            reason,
-        })
-    };
-    if name.is_empty() || name.len() > 64 {
-        return invalid("must be 1 to 64 bytes long");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-    {
-        return invalid("only lowercase ASCII letters, digits, '-' and '_' are allowed");
-    }
-    if !name.as_bytes()[0].is_ascii_alphanumeric() {
-        return invalid("must start with a letter or digit");
-    }
-    Ok(())
+    tenantry_engine::check_identifier(name, 64).map_err(|reason| HostError::InvalidName {
+        name: name.chars().take(80).collect(),
+        reason,
+    })
 }
