@@ -351,40 +351,45 @@ fn kv_scan(mut caller: Call<'_>, rp: i32, rl: i32) -> wasmtime::Result<i64> {
             ScanSelector::Range { end, .. } => (end, "range".to_owned()),
         };
         // The cursor only moves the start; the engine clamps every bound to this tenant's table.
-        let scanned = state
-            .txn()?
-            .range(&table, (start, end))
-            .map(|scan| scan.take(limit as usize + 1).collect::<Vec<_>>());
-        let entries = match scanned {
-            Ok(entries) => entries,
+        // Entries are taken one at a time, so a page never holds more than the page caps and
+        // the read budget allow, however large the tenant's values are.
+        let read_left = state.limits.bytes_read.saturating_sub(state.bytes_read);
+        let (mut page, mut page_bytes, mut read, mut more) = (Vec::new(), 0usize, 0u64, false);
+        let scan = match state.txn()?.range(&table, (start, end)) {
+            Ok(scan) => scan,
             Err(err) => {
                 let status = recoverable(state, err)?;
                 return Ok(i64::from(status.code()));
             }
         };
-        let mut builder = ScanResponseBuilder::new();
-        let mut last: Option<Vec<u8>> = None;
-        let mut more = false;
-        for (i, item) in entries.into_iter().enumerate() {
+        for item in scan {
             let (key, value) = item.map_err(InvokeError::Engine)?;
-            if i as u32 >= limit
-                || builder.encoded_len() + wire::entry_encoded_len(key.len(), value.len())
-                    > MAX_PAGE_BYTES
-                    && !builder.is_empty()
+            let size = wire::entry_encoded_len(key.len(), value.len());
+            if page.len() as u32 >= limit
+                || (!page.is_empty() && page_bytes + size > MAX_PAGE_BYTES)
             {
                 more = true;
                 break;
             }
-            count_read(state, key.len() + value.len())?;
+            read += (key.len() + value.len()) as u64;
+            if read > read_left {
+                break;
+            }
+            page_bytes += size;
+            page.push((key, value));
+        }
+        count_read(state, usize::try_from(read).unwrap_or(usize::MAX))?;
+        let mut builder = ScanResponseBuilder::new();
+        for (key, value) in &page {
             builder
-                .push(&key, &value)
+                .push(key, value)
                 .map_err(|e| InvokeError::BadArguments {
                     function: "kv_scan",
                     reason: e.to_string(),
                 })?;
-            last = Some(key);
         }
-        let cursor = match (&last, more) {
+        let last = page.last().map(|(key, _)| key);
+        let cursor = match (last, more) {
             (Some(last), true) => wire::encode_cursor(last),
             _ => Vec::new(),
         };

@@ -108,3 +108,32 @@ fn failures_roll_back_every_write_and_are_recorded() {
     );
     engine.verify_audit(t).unwrap();
 }
+
+/// Scans page through the host's 100-entry pages with the resumable cursor.
+#[test]
+fn scans_page_with_the_cursor() {
+    let (_engine, host, t) = setup("projects", plugins::PROJECTS);
+    for i in 0..150 {
+        let input = format!(r#"{{"name":"p{i}"}}"#);
+        host.invoke(&ctx(t), "projects", "create", input.as_bytes())
+            .unwrap();
+    }
+    let all = super::json(
+        &host
+            .invoke(&ctx(t), "projects", "list", br#"{"limit":150}"#)
+            .unwrap(),
+    );
+    let ids: Vec<u64> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=150).collect::<Vec<_>>());
+    let after = super::json(
+        &host
+            .invoke(&ctx(t), "projects", "list", br#"{"after":140}"#)
+            .unwrap(),
+    );
+    assert_eq!(after.as_array().unwrap().len(), 10);
+}
