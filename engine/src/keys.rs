@@ -128,8 +128,9 @@ pub(crate) fn tenant_range(tenant: TenantId) -> (Vec<u8>, Vec<u8>) {
     (start, end)
 }
 
-/// The smallest byte string greater than every string that starts with `bytes`, if any.
-fn successor(bytes: &[u8]) -> Option<Vec<u8>> {
+/// The smallest byte string greater than every string that starts with `bytes`, or `None` if
+/// there is none (`bytes` is empty or all `0xFF`): the exclusive end of a prefix scan.
+pub fn successor(bytes: &[u8]) -> Option<Vec<u8>> {
     let last = bytes.iter().rposition(|&b| b != 0xFF)?;
     let mut next = bytes[..=last].to_vec();
     next[last] += 1;

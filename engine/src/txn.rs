@@ -294,7 +294,7 @@ impl WriteTxn {
         let base = self
             .snapshot
             .scan(table, |p| Some(p.prefix_range(prefix)))?;
-        let end = prefix_end(prefix);
+        let end = keys::successor(prefix);
         let start = Bound::Included(prefix);
         let end = end
             .as_ref()
@@ -416,14 +416,6 @@ impl std::fmt::Debug for WriteTxn {
             .field("size", &self.size)
             .finish_non_exhaustive()
     }
-}
-
-/// The exclusive end of the user keys starting with `prefix`, or `None` if unbounded.
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let last = prefix.iter().rposition(|&b| b != 0xFF)?;
-    let mut end = prefix[..=last].to_vec();
-    end[last] += 1;
-    Some(end)
 }
 
 type Overlay<'a> = Peekable<std::collections::btree_map::Range<'a, Vec<u8>, PendingWrite>>;

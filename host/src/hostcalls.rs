@@ -342,7 +342,7 @@ fn kv_scan(mut caller: Call<'_>, rp: i32, rl: i32) -> wasmtime::Result<i64> {
         let prefix_end;
         let (end, what) = match request.selector {
             ScanSelector::Prefix(prefix) => {
-                prefix_end = successor(prefix);
+                prefix_end = tenantry_engine::successor(prefix);
                 let end = prefix_end
                     .as_deref()
                     .map_or(Bound::Unbounded, Bound::Excluded);
@@ -400,26 +400,18 @@ fn kv_scan(mut caller: Call<'_>, rp: i32, rl: i32) -> wasmtime::Result<i64> {
                 function: "kv_scan",
                 reason: e.to_string(),
             })?;
-        state.audit(
-            AuditEvent::new("kv.scan")
-                .target(format!("{table}/({what})"))
-                .message(format!(
-                    "{count} entries{}",
-                    if more { ", more follow" } else { "" }
-                )),
-        )?;
+        if state.audit {
+            let more = if more { ", more follow" } else { "" };
+            state.audit(
+                AuditEvent::new("kv.scan")
+                    .target(format!("{table}/({what})"))
+                    .message(format!("{count} entries{more}")),
+            )?;
+        }
         let len = response.len() as i64;
         state.result = response;
         Ok(len)
     })
-}
-
-/// The smallest key greater than every key starting with `prefix`, if any.
-fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
-    let last = prefix.iter().rposition(|&b| b != 0xFF)?;
-    let mut end = prefix[..=last].to_vec();
-    end[last] += 1;
-    Some(end)
 }
 
 fn audit_log(mut caller: Call<'_>, ap: i32, al: i32, mp: i32, ml: i32) -> wasmtime::Result<i32> {

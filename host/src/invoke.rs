@@ -204,17 +204,8 @@ fn classify(store: &mut Store<HostState>, err: wasmtime::Error) -> InvokeError {
             limit: limits.wall_time,
         },
         Some(trap) => InvokeError::Trap(trap.to_string()),
-        None => {
-            let text = format!("{err:#}");
-            if text.contains("maximum concurrent") || text.contains("pooling allocator") {
-                InvokeError::Busy {
-                    limit: "instance pool",
-                    value: 0,
-                }
-            } else {
-                InvokeError::Trap(text)
-            }
-        }
+        // The pool cannot be exhausted here: `invoke` holds a pool slot before it instantiates.
+        None => InvokeError::Trap(format!("{err:#}")),
     }
 }
 
