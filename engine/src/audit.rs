@@ -14,7 +14,9 @@
 //!
 //! where the previous hash of seq 1 is 32 zero bytes, and `value_digest` is the BLAKE3 hash of
 //! the value a put wrote. The newest `(seq, hash)` of every stream is also kept in
-//! `tenantry.audit_heads`, written in the same transaction.
+//! `tenantry.audit_heads`, written in the same transaction. How entries are stored (one shared
+//! log in commit order, each stream a linked list through it) is described in
+//! [`crate::schema`]; the chain does not depend on it.
 //!
 //! [`crate::Engine::verify_audit`] recomputes the chain, so an entry edited, inserted, deleted or
 //! moved through redb's own API (which keeps redb's checksums valid) breaks it. Someone able to
@@ -30,8 +32,12 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::schema::{self, AUDIT, AUDIT_HEADS};
+use crate::schema;
+
+mod stream;
+
 use crate::types::TenantId;
+use stream::StreamLog;
 
 /// The outcome recorded with an audit entry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -323,7 +329,8 @@ impl AuditEvent {
     }
 }
 
-/// The stored form of an entry (value of `tenantry.audit`); stream and seq are in the key.
+/// The stored form of an entry (body of a `tenantry.audit_log` value); stream and seq are in
+/// its header.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StoredEntry<'a> {
     pub(crate) ts: i64,
@@ -424,31 +431,32 @@ pub(crate) fn query(
     stream: AuditStream,
     query: &AuditQuery,
 ) -> Result<Vec<AuditEntry>> {
-    let table = match txn.open_table(AUDIT) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
+    let Some(log) = StreamLog::open(txn, stream)? else {
+        return Ok(Vec::new());
     };
-    let raw = stream.raw();
-    let end = schema::audit_key(raw, query.before_seq.unwrap_or(u64::MAX));
-    let start = schema::audit_key(raw, 0);
     let limit = query.limit.unwrap_or(usize::MAX);
+    let Some((seq, pos)) = log.start_below(query.before_seq)? else {
+        return Ok(Vec::new());
+    };
+    let below = query.before_seq.unwrap_or(u64::MAX);
+    let raw = stream.raw();
     let mut out = Vec::new();
-    for item in table.range(&start[..]..&end[..])?.rev() {
-        if out.len() >= limit {
-            break;
+    if limit == 0 {
+        return Ok(out);
+    }
+    log.walk_back(seq, pos, |raw_entry| {
+        if raw_entry.seq >= below {
+            return Ok(true);
         }
-        let (key, value) = item?;
-        let (_, seq) = schema::split_audit_key(key.value())
-            .ok_or_else(|| Error::Corrupted("malformed audit key".into()))?;
-        let entry = StoredEntry::decode(value.value())?;
+        let entry = raw_entry.decode()?;
         if query.since_micros.is_some_and(|s| entry.ts < s) {
-            break; // timestamps never decrease within a stream
+            return Ok(false); // timestamps never decrease within a stream
         }
         if query.matches(&entry) {
-            out.push(entry.into_entry(raw, seq));
+            out.push(entry.into_entry(raw, raw_entry.seq));
         }
-    }
+        Ok(out.len() < limit)
+    })?;
     Ok(out)
 }
 
@@ -459,37 +467,20 @@ pub(crate) fn verify(
     stream: AuditStream,
     anchor: Option<(u64, &[u8; 32])>,
 ) -> Result<u64> {
-    let raw = stream.raw();
     let tampered = |seq: u64, reason: String| Error::AuditTampered {
         stream,
         seq,
         reason,
     };
-    let head = match txn.open_table(AUDIT_HEADS) {
-        Ok(t) => match t.get(raw)? {
-            Some(v) => Some(schema::decode_head(v.value())?),
-            None => None,
-        },
-        Err(redb::TableError::TableDoesNotExist(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let mut prev = [0u8; 32];
-    let mut expected = 1u64;
-    match txn.open_table(AUDIT) {
-        Ok(table) => {
-            let start = schema::audit_key(raw, 0);
-            let end = schema::audit_key(raw, u64::MAX);
-            for item in table.range(&start[..]..=&end[..])? {
-                let (key, value) = item?;
-                let (_, seq) = schema::split_audit_key(key.value())
-                    .ok_or_else(|| tampered(expected, "malformed key".into()))?;
-                if seq != expected {
-                    return Err(tampered(
-                        expected,
-                        format!("expected seq {expected}, found seq {seq}"),
-                    ));
-                }
-                let entry = StoredEntry::decode(value.value())
+    let raw = stream.raw();
+    let count = match StreamLog::open(txn, stream)? {
+        None => 0,
+        Some(log) => {
+            let mut prev = [0u8; 32];
+            let count = log.for_each(|raw_entry| {
+                let seq = raw_entry.seq;
+                let entry = raw_entry
+                    .decode()
                     .map_err(|e| tampered(seq, format!("entry does not decode ({e})")))?;
                 let hash = entry.compute_hash(raw, seq, &prev);
                 if hash != entry.hash {
@@ -502,25 +493,19 @@ pub(crate) fn verify(
                     return Err(tampered(seq, "hash differs from the kept head".into()));
                 }
                 prev = hash;
-                expected += 1;
+                Ok(())
+            })?;
+            if let Some(head) = log.head()
+                && head.hash != prev
+            {
+                return Err(tampered(
+                    head.seq,
+                    "the recorded head's hash differs from the last entry".into(),
+                ));
             }
+            count
         }
-        Err(redb::TableError::TableDoesNotExist(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let count = expected - 1;
-    match head {
-        Some((seq, hash)) if seq != count || hash != prev => {
-            return Err(tampered(
-                count.min(seq) + 1,
-                format!("log ends at seq {count} but its recorded head is seq {seq}"),
-            ));
-        }
-        None if count > 0 => {
-            return Err(tampered(1, "entries exist but no head is recorded".into()));
-        }
-        _ => {}
-    }
+    };
     if let Some((anchor_seq, _)) = anchor
         && anchor_seq > count
     {
@@ -538,23 +523,16 @@ pub(crate) fn write_jsonl(
     stream: AuditStream,
     mut out: impl Write,
 ) -> Result<u64> {
-    let table = match txn.open_table(AUDIT) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
-        Err(e) => return Err(e.into()),
+    let Some(log) = StreamLog::open(txn, stream)? else {
+        return Ok(0);
     };
     let raw = stream.raw();
-    let (start, end) = (schema::audit_key(raw, 0), schema::audit_key(raw, u64::MAX));
-    let mut count = 0;
-    for item in table.range(&start[..]..=&end[..])? {
-        let (key, value) = item?;
-        let (_, seq) = schema::split_audit_key(key.value())
-            .ok_or_else(|| Error::Corrupted("malformed audit key".into()))?;
-        let entry = StoredEntry::decode(value.value())?.into_entry(raw, seq);
+    let count = log.for_each(|raw_entry| {
+        let entry = raw_entry.decode()?.into_entry(raw, raw_entry.seq);
         serde_json::to_writer(&mut out, &entry).map_err(|e| Error::Encode(e.to_string()))?;
         out.write_all(b"\n")?;
-        count += 1;
-    }
+        Ok(())
+    })?;
     out.flush()?;
     Ok(count)
 }

@@ -612,6 +612,7 @@ fn init_schema(db: &redb::Database) -> Result<()> {
         txn.open_table(schema::TENANTS)?;
         txn.open_table(schema::TENANT_NAMES)?;
         txn.open_table(schema::AUDIT)?;
+        txn.open_table(schema::AUDIT_INDEX)?;
         txn.open_table(schema::AUDIT_HEADS)?;
         let mut meta = txn.open_table(schema::META)?;
         let version = meta.get(schema::META_FORMAT)?.map(|v| v.value());
@@ -622,7 +623,8 @@ fn init_schema(db: &redb::Database) -> Result<()> {
             Some(schema::FORMAT_VERSION) => {}
             Some(other) => {
                 return Err(Error::Corrupted(format!(
-                    "unsupported tenantry format version {other}"
+                    "the file has tenantry format version {other}; this version reads format {} only",
+                    schema::FORMAT_VERSION
                 )));
             }
         }

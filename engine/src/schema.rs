@@ -6,9 +6,18 @@
 //! | `tenantry.tables`      | tenant u64 BE ++ table name  | table id (u32)                 |
 //! | `tenantry.tenants`     | tenant id (u64)              | bincode [`TenantRecord`]       |
 //! | `tenantry.tenant_names`| live tenant name             | tenant id (u64)                |
-//! | `tenantry.audit`       | stream u64 BE ++ seq u64 BE  | bincode `StoredEntry`          |
-//! | `tenantry.audit_heads` | stream (u64, 0 = system)     | seq u64 BE ++ 32-byte hash     |
+//! | `tenantry.audit_log`   | position (u64, from 1)       | [`EntryHeader`] ++ bincode `StoredEntry` |
+//! | `tenantry.audit_index` | (stream u64, seq u64)        | position (u64)                 |
+//! | `tenantry.audit_heads` | stream (u64, 0 = system)     | [`AuditHead`] (56 bytes)       |
 //! | `tenantry.meta`        | counter name                 | u64                            |
+//!
+//! The audit log is one append-only sequence in commit order, shared by every stream: the
+//! entries of one batch of commits are neighbours, so a batch of many tenants' commits adds its
+//! entries to a page or two instead of one page per tenant. Each entry's header names its stream
+//! and seq and the position of the stream's previous entry, so a stream is a linked list from
+//! its head (newest) backwards. `tenantry.audit_index` holds the position of seq 1 and of every
+//! [`INDEX_EVERY`]th seq of each stream, so any seq is at most that many steps from a known
+//! position, and forward reads go one indexed segment at a time.
 
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
@@ -22,7 +31,10 @@ pub(crate) const TENANTS: TableDefinition<'_, u64, &[u8]> =
     TableDefinition::new("tenantry.tenants");
 pub(crate) const TENANT_NAMES: TableDefinition<'_, &str, u64> =
     TableDefinition::new("tenantry.tenant_names");
-pub(crate) const AUDIT: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("tenantry.audit");
+pub(crate) const AUDIT: TableDefinition<'_, u64, &[u8]> =
+    TableDefinition::new("tenantry.audit_log");
+pub(crate) const AUDIT_INDEX: TableDefinition<'_, (u64, u64), u64> =
+    TableDefinition::new("tenantry.audit_index");
 pub(crate) const AUDIT_HEADS: TableDefinition<'_, u64, &[u8]> =
     TableDefinition::new("tenantry.audit_heads");
 pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("tenantry.meta");
@@ -30,7 +42,16 @@ pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("te
 pub(crate) const META_NEXT_TENANT: &str = "next_tenant_id";
 pub(crate) const META_NEXT_TABLE: &str = "next_table_id";
 pub(crate) const META_FORMAT: &str = "format_version";
-pub(crate) const FORMAT_VERSION: u64 = 1;
+/// Format 1 (before the shared audit log) is not read by this version.
+pub(crate) const FORMAT_VERSION: u64 = 2;
+
+/// Every `INDEX_EVERY`th seq of a stream (and seq 1) has an entry in `tenantry.audit_index`.
+pub(crate) const INDEX_EVERY: u64 = 64;
+
+/// Whether `seq` of a stream is recorded in `tenantry.audit_index`.
+pub(crate) fn is_indexed(seq: u64) -> bool {
+    seq == 1 || seq.is_multiple_of(INDEX_EVERY)
+}
 
 /// One tenant's row in `tenantry.tenants`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,35 +99,78 @@ pub(crate) fn decode_record<T: serde::de::DeserializeOwned>(what: &str, bytes: &
     }
 }
 
-/// Key of `tenantry.audit`.
-pub(crate) fn audit_key(stream: u64, seq: u64) -> [u8; 16] {
-    let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&stream.to_be_bytes());
-    key[8..].copy_from_slice(&seq.to_be_bytes());
-    key
+/// The fixed header of a `tenantry.audit_log` value: `stream u64 BE ++ seq u64 BE ++ prev u64 BE`,
+/// where `prev` is the position of the stream's previous entry (0 before seq 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EntryHeader {
+    pub(crate) stream: u64,
+    pub(crate) seq: u64,
+    pub(crate) prev: u64,
 }
 
-/// The `(stream, seq)` of a `tenantry.audit` key.
-pub(crate) fn split_audit_key(key: &[u8]) -> Option<(u64, u64)> {
-    let stream = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
-    let seq = u64::from_be_bytes(key.get(8..16)?.try_into().ok()?);
-    (key.len() == 16).then_some((stream, seq))
-}
+impl EntryHeader {
+    pub(crate) const LEN: usize = 24;
 
-/// Value of `tenantry.audit_heads`.
-pub(crate) fn encode_head(seq: u64, hash: &[u8; 32]) -> [u8; 40] {
-    let mut value = [0u8; 40];
-    value[..8].copy_from_slice(&seq.to_be_bytes());
-    value[8..].copy_from_slice(hash);
-    value
-}
-
-pub(crate) fn decode_head(value: &[u8]) -> Result<(u64, [u8; 32])> {
-    let corrupted = || Error::Corrupted("malformed audit head".into());
-    if value.len() != 40 {
-        return Err(corrupted());
+    pub(crate) fn encode(&self, body: &[u8]) -> Vec<u8> {
+        let mut value = Vec::with_capacity(Self::LEN + body.len());
+        value.extend_from_slice(&self.stream.to_be_bytes());
+        value.extend_from_slice(&self.seq.to_be_bytes());
+        value.extend_from_slice(&self.prev.to_be_bytes());
+        value.extend_from_slice(body);
+        value
     }
-    let seq = u64::from_be_bytes(value[..8].try_into().map_err(|_| corrupted())?);
-    let hash = value[8..].try_into().map_err(|_| corrupted())?;
-    Ok((seq, hash))
+
+    /// Splits a stored value into its header and its bincode body; `None` if it is too short.
+    pub(crate) fn split(value: &[u8]) -> Option<(EntryHeader, &[u8])> {
+        let (head, body) = value.split_at_checked(Self::LEN)?;
+        let word = |i: usize| {
+            head.get(i * 8..i * 8 + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+        };
+        Some((
+            EntryHeader {
+                stream: word(0)?,
+                seq: word(1)?,
+                prev: word(2)?,
+            },
+            body,
+        ))
+    }
+}
+
+/// The newest entry of an audit stream, as `tenantry.audit_heads` keeps it:
+/// `seq u64 BE ++ hash (32 bytes) ++ position u64 BE ++ timestamp i64 BE`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AuditHead {
+    pub(crate) seq: u64,
+    pub(crate) hash: [u8; 32],
+    pub(crate) pos: u64,
+    pub(crate) ts: i64,
+}
+
+impl AuditHead {
+    pub(crate) fn encode(&self) -> [u8; 56] {
+        let mut value = [0u8; 56];
+        value[..8].copy_from_slice(&self.seq.to_be_bytes());
+        value[8..40].copy_from_slice(&self.hash);
+        value[40..48].copy_from_slice(&self.pos.to_be_bytes());
+        value[48..].copy_from_slice(&self.ts.to_be_bytes());
+        value
+    }
+
+    pub(crate) fn decode(value: &[u8]) -> Result<Self> {
+        let corrupted = || Error::Corrupted("malformed audit head".into());
+        let value: &[u8; 56] = value.try_into().map_err(|_| corrupted())?;
+        let (seq, rest) = value.split_first_chunk::<8>().ok_or_else(corrupted)?;
+        let (hash, rest) = rest.split_first_chunk::<32>().ok_or_else(corrupted)?;
+        let (pos, ts) = rest.split_first_chunk::<8>().ok_or_else(corrupted)?;
+        let ts: [u8; 8] = ts.try_into().map_err(|_| corrupted())?;
+        Ok(AuditHead {
+            seq: u64::from_be_bytes(*seq),
+            hash: *hash,
+            pos: u64::from_be_bytes(*pos),
+            ts: i64::from_be_bytes(ts),
+        })
+    }
 }

@@ -399,7 +399,10 @@ impl WriteTxn {
     fn current_receipt(&self) -> Result<CommitReceipt> {
         let heads = self.snapshot.txn().open_table(schema::AUDIT_HEADS)?;
         let (audit_seq, audit_head) = match heads.get(self.scope.tenant.id.get())? {
-            Some(v) => schema::decode_head(v.value())?,
+            Some(v) => {
+                let head = schema::AuditHead::decode(v.value())?;
+                (head.seq, head.hash)
+            }
             None => (0, [0; 32]),
         };
         Ok(CommitReceipt {

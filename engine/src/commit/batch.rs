@@ -21,8 +21,11 @@ pub(super) struct Batch<'t> {
     tables: Table<'t, &'static [u8], u32>,
     tenants: Table<'t, u64, &'static [u8]>,
     names: Table<'t, &'static str, u64>,
-    audit: Table<'t, &'static [u8], &'static [u8]>,
+    audit: Table<'t, u64, &'static [u8]>,
+    audit_index: Table<'t, (u64, u64), u64>,
     heads: Table<'t, u64, &'static [u8]>,
+    /// Position of the next audit entry in `tenantry.audit_log`.
+    next_pos: u64,
     meta: Table<'t, &'static str, u64>,
     committed_heads: &'t HashMap<u64, Head>,
     records: HashMap<u64, TenantRecord>,
@@ -38,13 +41,23 @@ impl<'t> Batch<'t> {
         committed_heads: &'t HashMap<u64, Head>,
         audit_enabled: bool,
     ) -> Result<Self> {
+        let audit = txn.open_table(schema::AUDIT)?;
+        let next_pos = match audit.last()? {
+            Some((pos, _)) => pos
+                .value()
+                .checked_add(1)
+                .ok_or_else(|| Error::Corrupted("audit log positions exhausted".into()))?,
+            None => 1,
+        };
         Ok(Batch {
             data: txn.open_table(schema::DATA)?,
             tables: txn.open_table(schema::TABLES)?,
             tenants: txn.open_table(schema::TENANTS)?,
             names: txn.open_table(schema::TENANT_NAMES)?,
-            audit: txn.open_table(schema::AUDIT)?,
+            audit,
+            audit_index: txn.open_table(schema::AUDIT_INDEX)?,
             heads: txn.open_table(schema::AUDIT_HEADS)?,
+            next_pos,
             meta: txn.open_table(schema::META)?,
             committed_heads,
             records: HashMap::new(),
@@ -61,8 +74,7 @@ impl<'t> Batch<'t> {
             self.tenants.insert(id, &schema::encode(record)?[..])?;
         }
         for (stream, head) in &self.new_heads {
-            self.heads
-                .insert(stream, &schema::encode_head(head.seq, &head.hash)[..])?;
+            self.heads.insert(stream, &head.encode()[..])?;
         }
         Ok((self.new_heads, self.effects))
     }
@@ -130,15 +142,10 @@ impl<'t> Batch<'t> {
         {
             return Ok(*head);
         }
-        let Some(value) = self.heads.get(stream)? else {
-            return Ok(Head::default());
-        };
-        let (seq, hash) = schema::decode_head(value.value())?;
-        let ts = match self.audit.get(&schema::audit_key(stream, seq)[..])? {
-            Some(entry) => StoredEntry::decode(entry.value())?.ts,
-            None => 0,
-        };
-        Ok(Head { seq, hash, ts })
+        match self.heads.get(stream)? {
+            Some(value) => Head::decode(value.value()),
+            None => Ok(Head::default()),
+        }
     }
 
     /// Appends an entry to `stream`, chained to its head.
@@ -164,21 +171,32 @@ impl<'t> Batch<'t> {
             hash: [0; 32],
         };
         entry.hash = entry.compute_hash(stream, seq, &head.hash);
-        let bytes = schema::encode(&entry)?;
-        self.audit
-            .insert(&schema::audit_key(stream, seq)[..], &bytes[..])?;
+        let body = schema::encode(&entry)?;
+        let pos = self.next_pos;
+        self.next_pos += 1;
+        let header = schema::EntryHeader {
+            stream,
+            seq,
+            prev: head.pos,
+        };
+        let bytes = header.encode(&body);
+        self.audit.insert(pos, &bytes[..])?;
+        if schema::is_indexed(seq) {
+            self.audit_index.insert((stream, seq), pos)?;
+        }
         self.new_heads.insert(
             stream,
             Head {
                 seq,
                 hash: entry.hash,
+                pos,
                 ts,
             },
         );
         if stream != SYSTEM
             && let Some(record) = self.record(stream)?
         {
-            record.usage.audit_bytes += bytes.len() as u64 + 16;
+            record.usage.audit_bytes += bytes.len() as u64 + 8;
             record.usage.audit_entries += 1;
         }
         Ok(())

@@ -1,14 +1,27 @@
 //! The audit log: contents, queries, export, and tamper evidence against direct redb edits.
 
-use redb::{ReadableDatabase, TableDefinition};
-use tenantry_engine::{AuditQuery, AuditStream, Engine, Error, Outcome};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use tenantry_engine::{AuditQuery, AuditStream, Engine, Error, Outcome, TenantId};
 
 use super::{ctx, op};
 
-const AUDIT: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("tenantry.audit");
+const LOG: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("tenantry.audit_log");
+const HEADS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("tenantry.audit_heads");
 
-fn key(stream: u64, seq: u64) -> Vec<u8> {
-    [stream.to_be_bytes(), seq.to_be_bytes()].concat()
+/// The position of `(stream, seq)` in the shared log, found by its 24-byte header
+/// (`stream u64 BE ++ seq u64 BE ++ prev u64 BE`).
+fn position(path: &std::path::Path, stream: u64, seq: u64) -> u64 {
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let table = txn.open_table(LOG).unwrap();
+    let want = [stream.to_be_bytes(), seq.to_be_bytes()].concat();
+    for item in table.iter().unwrap() {
+        let (pos, value) = item.unwrap();
+        if value.value().starts_with(&want) {
+            return pos.value();
+        }
+    }
+    panic!("no entry {stream}/{seq}");
 }
 
 /// A file with one tenant and `n` audited puts; returns the path, tenant and last receipt.
@@ -34,22 +47,40 @@ fn fixture(
     (dir, path, t, receipt.unwrap())
 }
 
-/// Edits the audit table with redb's own API, so redb's checksums stay valid.
-fn tamper(path: &std::path::Path, edit: impl FnOnce(&mut redb::Table<'_, &[u8], &[u8]>)) {
+/// Edits the audit log with redb's own API, so redb's checksums stay valid.
+fn tamper(path: &std::path::Path, edit: impl FnOnce(&mut redb::Table<'_, u64, &[u8]>)) {
     let db = redb::Database::open(path).unwrap();
     let txn = db.begin_write().unwrap();
     {
-        let mut table = txn.open_table(AUDIT).unwrap();
+        let mut table = txn.open_table(LOG).unwrap();
         edit(&mut table);
     }
     txn.commit().unwrap();
 }
 
-fn read(path: &std::path::Path, k: &[u8]) -> Vec<u8> {
+fn read(path: &std::path::Path, pos: u64) -> Vec<u8> {
     let db = redb::Database::open(path).unwrap();
     let txn = db.begin_read().unwrap();
-    let table = txn.open_table(AUDIT).unwrap();
-    table.get(k).unwrap().unwrap().value().to_vec()
+    let table = txn.open_table(LOG).unwrap();
+    table.get(pos).unwrap().unwrap().value().to_vec()
+}
+
+/// Overwrites a stream's recorded head: `seq ++ hash ++ position ++ timestamp`.
+fn set_head(path: &std::path::Path, stream: u64, seq: u64, hash: &[u8], pos: u64) {
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut heads = txn.open_table(HEADS).unwrap();
+        let value = [
+            &seq.to_be_bytes()[..],
+            hash,
+            &pos.to_be_bytes(),
+            &0i64.to_be_bytes(),
+        ]
+        .concat();
+        heads.insert(stream, &value[..]).unwrap();
+    }
+    txn.commit().unwrap();
 }
 
 fn verify(path: &std::path::Path, t: tenantry_engine::TenantId) -> Result<u64, Error> {
@@ -132,13 +163,13 @@ fn queries_filter_and_page() {
 #[test]
 fn editing_an_entry_is_detected() {
     let (_d, path, t, _) = fixture(5);
-    let k = key(t.get(), 3);
-    let mut bytes = read(&path, &k);
+    let k = position(&path, t.get(), 3);
+    let mut bytes = read(&path, k);
     // Flip a byte inside the entry (the action text), keep everything else.
     let pos = bytes.windows(6).position(|w| w == b"kv.put").unwrap();
     bytes[pos + 3] = b'P';
     tamper(&path, |table| {
-        table.insert(&k[..], &bytes[..]).unwrap();
+        table.insert(k, &bytes[..]).unwrap();
     });
     assert!(matches!(
         verify(&path, t),
@@ -149,8 +180,9 @@ fn editing_an_entry_is_detected() {
 #[test]
 fn deleting_an_entry_is_detected() {
     let (_d, path, t, _) = fixture(5);
+    let p2 = position(&path, t.get(), 2);
     tamper(&path, |table| {
-        table.remove(&key(t.get(), 2)[..]).unwrap();
+        table.remove(p2).unwrap();
     });
     assert!(matches!(
         verify(&path, t),
@@ -161,20 +193,29 @@ fn deleting_an_entry_is_detected() {
 #[test]
 fn inserting_an_entry_is_detected() {
     let (_d, path, t, _) = fixture(5);
-    let copy = read(&path, &key(t.get(), 6));
+    // Append a copy of seq 6 as seq 7, linked to seq 6, and make it the head.
+    let six = position(&path, t.get(), 6);
+    let mut forged = read(&path, six);
+    forged[8..16].copy_from_slice(&7u64.to_be_bytes());
+    forged[16..24].copy_from_slice(&six.to_be_bytes());
     tamper(&path, |table| {
-        table.insert(&key(t.get(), 7)[..], &copy[..]).unwrap();
+        table.insert(six + 1, &forged[..]).unwrap();
     });
-    assert!(matches!(verify(&path, t), Err(Error::AuditTampered { .. })));
+    set_head(&path, t.get(), 7, &forged[forged.len() - 32..], six + 1);
+    assert!(matches!(
+        verify(&path, t),
+        Err(Error::AuditTampered { seq: 7, .. })
+    ));
 }
 
 #[test]
 fn reordering_entries_is_detected() {
     let (_d, path, t, _) = fixture(5);
-    let (a, b) = (read(&path, &key(t.get(), 3)), read(&path, &key(t.get(), 4)));
+    let (p3, p4) = (position(&path, t.get(), 3), position(&path, t.get(), 4));
+    let (a, b) = (read(&path, p3), read(&path, p4));
     tamper(&path, |table| {
-        table.insert(&key(t.get(), 3)[..], &b[..]).unwrap();
-        table.insert(&key(t.get(), 4)[..], &a[..]).unwrap();
+        table.insert(p3, &b[..]).unwrap();
+        table.insert(p4, &a[..]).unwrap();
     });
     assert!(matches!(
         verify(&path, t),
@@ -185,24 +226,16 @@ fn reordering_entries_is_detected() {
 #[test]
 fn truncating_the_tail_is_detected_against_a_kept_head() {
     let (_d, path, t, receipt) = fixture(5);
-    // Remove the last two entries and rewrite the heads table so the log looks consistent.
-    let heads: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("tenantry.audit_heads");
-    let head4 = read(&path, &key(t.get(), 4));
-    {
-        let db = redb::Database::open(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        {
-            let mut audit = txn.open_table(AUDIT).unwrap();
-            audit.remove(&key(t.get(), 6)[..]).unwrap();
-            audit.remove(&key(t.get(), 5)[..]).unwrap();
-            let mut h = txn.open_table(heads).unwrap();
-            // The hash is the last 32 bytes of the stored entry.
-            let mut v = 4u64.to_be_bytes().to_vec();
-            v.extend_from_slice(&head4[head4.len() - 32..]);
-            h.insert(t.get(), &v[..]).unwrap();
-        }
-        txn.commit().unwrap();
-    }
+    // Remove the last two entries and rewrite the head so the log looks consistent.
+    let p4 = position(&path, t.get(), 4);
+    let head4 = read(&path, p4);
+    let (p5, p6) = (position(&path, t.get(), 5), position(&path, t.get(), 6));
+    tamper(&path, |table| {
+        table.remove(p6).unwrap();
+        table.remove(p5).unwrap();
+    });
+    // The hash is the last 32 bytes of the stored entry.
+    set_head(&path, t.get(), 4, &head4[head4.len() - 32..], p4);
     let engine = Engine::open(&path).unwrap();
     assert_eq!(
         engine.verify_audit(t).unwrap(),
@@ -274,4 +307,130 @@ fn operator_actions_reach_both_streams() {
         Some("max_bytes=10, max_keys=unlimited")
     );
     engine.verify_stream(AuditStream::System, None).unwrap();
+}
+
+/// Two tenants whose entries interleave in the shared log: `a` commits one put for every ten of
+/// `b`'s, so `a`'s stream is sparse (read segment by segment) and `b`'s is dense.
+fn interleaved(path: &std::path::Path, rounds: u32) -> (Engine, TenantId, TenantId) {
+    let engine = Engine::open(path).unwrap();
+    let a = engine.create_tenant(&op(), "a").unwrap();
+    let b = engine.create_tenant(&op(), "b").unwrap();
+    let (ha, hb) = (
+        engine.tenant(&ctx(a)).unwrap(),
+        engine.tenant(&ctx(b)).unwrap(),
+    );
+    for i in 0..rounds {
+        let mut tx = ha.begin_write().unwrap();
+        tx.put("p", &i.to_be_bytes(), b"a").unwrap();
+        tx.commit().unwrap();
+        let mut tx = hb.begin_write().unwrap();
+        for j in 0..10u32 {
+            tx.put("p", &[i.to_be_bytes(), j.to_be_bytes()].concat(), b"b")
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    (engine, a, b)
+}
+
+#[test]
+fn interleaved_streams_read_back_whole_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, a, b) = interleaved(&dir.path().join("db.redb"), 150);
+    assert_eq!(engine.verify_audit(a).unwrap(), 151);
+    assert_eq!(engine.verify_audit(b).unwrap(), 1501);
+    let h = engine.tenant(&ctx(a)).unwrap();
+    let all = h.audit_log(&AuditQuery::default()).unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=151).rev().collect::<Vec<_>>()
+    );
+    // Paging backwards crosses the index's segments (every 64 seqs) without gaps.
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let mut q = AuditQuery::default().limit(7);
+        if let Some(seq) = before {
+            q = q.before_seq(seq);
+        }
+        let page = h.audit_log(&q).unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some(last.seq);
+        paged.extend(page.into_iter().map(|e| e.seq));
+    }
+    assert_eq!(paged, (1..=151).rev().collect::<Vec<_>>());
+    for before in [1, 2, 64, 65, 128, 129, 151, 152, 1000] {
+        let page = h
+            .audit_log(&AuditQuery::default().before_seq(before).limit(2))
+            .unwrap();
+        let want: Vec<u64> = (1..before.min(152)).rev().take(2).collect();
+        assert_eq!(
+            page.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            want,
+            "before {before}"
+        );
+    }
+    let mut out = Vec::new();
+    assert_eq!(h.export_audit_jsonl(&mut out).unwrap(), 151);
+    let seqs: Vec<u64> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, (1..=151).collect::<Vec<_>>());
+}
+
+#[test]
+fn tampering_with_a_sparse_stream_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let (engine, a, _) = interleaved(&path, 70);
+    drop(engine);
+    let p30 = position(&path, a.get(), 30);
+    tamper(&path, |table| {
+        table.remove(p30).unwrap();
+    });
+    assert!(matches!(
+        verify(&path, a),
+        Err(Error::AuditTampered { seq: 30, .. })
+    ));
+    // Queries refuse to skip over the hole.
+    let engine = Engine::open(&path).unwrap();
+    let h = engine.tenant(&ctx(a)).unwrap();
+    assert!(matches!(
+        h.audit_log(&AuditQuery::default()),
+        Err(Error::AuditTampered { seq: 30, .. })
+    ));
+    assert_eq!(
+        h.audit_log(&AuditQuery::default().limit(40)).unwrap().len(),
+        40
+    );
+}
+
+#[test]
+fn a_misdirected_audit_index_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let (engine, a, b) = interleaved(&path, 70);
+    drop(engine);
+    let index: TableDefinition<'_, (u64, u64), u64> = TableDefinition::new("tenantry.audit_index");
+    let elsewhere = position(&path, a.get(), 63);
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(index)
+            .unwrap()
+            .insert((a.get(), 64), elsewhere)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    assert!(matches!(
+        verify(&path, a),
+        Err(Error::AuditTampered { seq: 64, .. })
+    ));
+    assert_eq!(verify(&path, b).unwrap(), 701);
 }

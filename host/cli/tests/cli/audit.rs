@@ -123,19 +123,26 @@ fn a_tampered_audit_log_fails_verification_with_code_8() {
     assert_eq!(verified.as_array().unwrap().len(), 3);
     assert!(verified.as_array().unwrap().iter().all(|v| v["ok"] == true));
 
-    // Edit acme's first entry through redb's own API, so redb's checksums stay valid.
-    let audit_table: redb::TableDefinition<'_, &[u8], &[u8]> =
-        redb::TableDefinition::new("tenantry.audit");
-    let key = [1u64.to_be_bytes(), 1u64.to_be_bytes()].concat();
+    // Edit acme's first entry (stream 1, seq 1) in the shared audit log through redb's own
+    // API, so redb's checksums stay valid. Each value starts `stream u64 BE ++ seq u64 BE`.
+    let log: redb::TableDefinition<'_, u64, &[u8]> =
+        redb::TableDefinition::new("tenantry.audit_log");
+    let header = [1u64.to_be_bytes(), 1u64.to_be_bytes()].concat();
     {
         let db = redb::Database::open(&s.db).unwrap();
         let txn = db.begin_write().unwrap();
         {
-            let mut table = txn.open_table(audit_table).unwrap();
-            let mut bytes = table.get(&key[..]).unwrap().unwrap().value().to_vec();
+            let mut table = txn.open_table(log).unwrap();
+            let (pos, mut bytes) = table
+                .iter()
+                .unwrap()
+                .map(|item| item.unwrap())
+                .map(|(k, v)| (k.value(), v.value().to_vec()))
+                .find(|(_, v)| v.starts_with(&header))
+                .unwrap();
             let at = bytes.windows(8).position(|w| w == b"ops:test").unwrap();
             bytes[at] = b'O';
-            table.insert(&key[..], &bytes[..]).unwrap();
+            table.insert(pos, &bytes[..]).unwrap();
         }
         txn.commit().unwrap();
     }
