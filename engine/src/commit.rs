@@ -297,6 +297,9 @@ impl Drop for StopOnPanic<'_> {
     }
 }
 
+/// Batches of at most this many requests are answered by the committer itself.
+const INLINE_REPLIES: usize = 4;
+
 /// The replies of one committed batch, handed to the replier thread.
 type Delivery = Vec<(mpsc::Sender<Result<Reply>>, Result<Reply>)>;
 
@@ -339,9 +342,13 @@ fn commit_loop(
                 heads.extend(new_heads);
                 apply_effects(registry, effects);
                 let delivery: Delivery = replies.into_iter().zip(results).collect();
+                // A small batch is answered at once: a hand-off would cost its callers more
+                // latency than it saves the committer.
                 let undelivered = match deliver {
-                    Some(deliver) => deliver.send(delivery).err().map(|e| e.0),
-                    None => Some(delivery),
+                    Some(deliver) if delivery.len() > INLINE_REPLIES => {
+                        deliver.send(delivery).err().map(|e| e.0)
+                    }
+                    _ => Some(delivery),
                 };
                 for (reply, result) in undelivered.into_iter().flatten() {
                     let _ = reply.send(result);

@@ -195,29 +195,41 @@ pub(crate) fn check_value(value: &[u8]) -> Result<()> {
 /// The audit target of a key: `table/key`, with the key as printable ASCII or hex, and long
 /// keys shortened visibly (for example `projects/0x00000002`).
 pub fn audit_target(table: &str, key: &[u8]) -> String {
-    format!("{table}/{}", display_key(key))
+    let mut out = String::with_capacity(table.len() + 3 + key.len().min(DISPLAY_KEY_MAX) * 2);
+    out.push_str(table);
+    out.push('/');
+    push_display_key(&mut out, key);
+    out
 }
+
+/// Longest part of a key shown in an audit target, in bytes.
+const DISPLAY_KEY_MAX: usize = 48;
 
 /// A key as shown in an audit target: printable ASCII as is, anything else as hex, and long
 /// keys shortened visibly.
+#[cfg(test)]
 pub(crate) fn display_key(key: &[u8]) -> String {
-    const SHOWN: usize = 48;
-    let printable = key.iter().all(|b| (0x21..0x7F).contains(b));
-    let shown = &key[..key.len().min(SHOWN)];
-    let mut out = if printable && !key.is_empty() {
-        String::from_utf8_lossy(shown).into_owned()
-    } else {
-        let mut hex = String::with_capacity(2 + shown.len() * 2);
-        hex.push_str("0x");
-        for b in shown {
-            let _ = write!(hex, "{b:02x}");
-        }
-        hex
-    };
-    if key.len() > SHOWN {
-        out.push_str(&format!("…(+{} bytes)", key.len() - SHOWN));
-    }
+    let mut out = String::new();
+    push_display_key(&mut out, key);
     out
+}
+
+fn push_display_key(out: &mut String, key: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let printable = key.iter().all(|b| (0x21..0x7F).contains(b));
+    let shown = &key[..key.len().min(DISPLAY_KEY_MAX)];
+    if printable && !key.is_empty() {
+        out.extend(shown.iter().map(|&b| char::from(b)));
+    } else {
+        out.push_str("0x");
+        for &b in shown {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xF)]));
+        }
+    }
+    if key.len() > DISPLAY_KEY_MAX {
+        let _ = write!(out, "…(+{} bytes)", key.len() - DISPLAY_KEY_MAX);
+    }
 }
 
 #[cfg(test)]
