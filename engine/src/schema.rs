@@ -174,3 +174,35 @@ impl AuditHead {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_head_round_trips_and_rejects_other_lengths() {
+        let head = AuditHead {
+            seq: 7,
+            hash: [9; 32],
+            pos: 1 << 40,
+            ts: -5,
+        };
+        assert_eq!(AuditHead::decode(&head.encode()).unwrap(), head);
+        assert!(AuditHead::decode(&head.encode()[..55]).is_err());
+        assert!(AuditHead::decode(&[0; 40]).is_err());
+    }
+
+    #[test]
+    fn entry_header_splits_off_its_24_bytes() {
+        let header = EntryHeader {
+            stream: 3,
+            seq: 4,
+            prev: 5,
+        };
+        let value = header.encode(b"body");
+        assert_eq!(EntryHeader::split(&value), Some((header, &b"body"[..])));
+        assert_eq!(EntryHeader::split(&value[..23]), None);
+        assert!(is_indexed(1) && is_indexed(64) && is_indexed(128));
+        assert!(!is_indexed(2) && !is_indexed(63) && !is_indexed(65));
+    }
+}
