@@ -67,10 +67,16 @@
 //!   commits fail with [`Error::EngineFailed`], and nothing acknowledged is lost.
 //! * A transaction is capped at 10 MiB (keys, values and audit entries), keys at 4 KiB, values
 //!   at 16 MiB, so that no tenant can stall the shared commit.
+//! * The callers of a committed batch are woken by a second thread, so the committer can start
+//!   the next batch at once; a batch of a few requests is answered directly.
 //!
 //! ## Audit
 //!
-//! See [`AuditEntry`] and the `audit` module for the hash chain.
+//! Each tenant's entries form a hash chain (see [`AuditEntry`] and the `audit` module). They are
+//! stored in one append-only log shared by all streams, in commit order, so that a batch of many
+//! tenants' commits adds its entries to a page or two rather than one page per tenant; each
+//! stream is a linked list through that log, with every 64th entry indexed. Reading a stream
+//! checks every link, so an entry removed or moved is reported as tampering, never skipped.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
