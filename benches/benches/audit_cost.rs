@@ -140,6 +140,38 @@ fn verify_audit(c: &mut Criterion) {
     group.bench_function(format!("entries/{entries}"), |b| {
         b.iter(|| black_box(engine.verify_audit(tenant).unwrap()));
     });
+
+    // Diagnostic: a sparse stream. `sparse` writes one put for every ten of `busy`, in blocks of
+    // 5,000 and 50,000 entries, so its stream spans 11 times its length of the shared log and is
+    // read segment by segment (point lookups) instead of by one range scan.
+    let sparse = create_tenants(&engine, "sparse", 1)[0];
+    let busy = create_tenants(&engine, "busy", 1)[0];
+    let (hs, hb) = (
+        engine
+            .tenant(&Context::tenant(sparse).actor("user:2"))
+            .unwrap(),
+        engine
+            .tenant(&Context::tenant(busy).actor("user:3"))
+            .unwrap(),
+    );
+    let sparse_wanted = (wanted / 10).max(1);
+    for chunk in 0..sparse_wanted.div_ceil(5_000) {
+        let (mut ts, mut tb) = (hs.begin_write().unwrap(), hb.begin_write().unwrap());
+        for i in chunk * 5_000..((chunk + 1) * 5_000).min(sparse_wanted) {
+            ts.put(TABLE, &i.to_be_bytes(), b"s").unwrap();
+            for j in 0..10u64 {
+                tb.put(TABLE, &[i.to_be_bytes(), j.to_be_bytes()].concat(), b"b")
+                    .unwrap();
+            }
+        }
+        ts.commit().unwrap();
+        tb.commit().unwrap();
+    }
+    let sparse_entries = engine.verify_audit(sparse).unwrap();
+    group.throughput(Throughput::Elements(sparse_entries));
+    group.bench_function(format!("sparse_entries/{sparse_entries}"), |b| {
+        b.iter(|| black_box(engine.verify_audit(sparse).unwrap()));
+    });
     group.finish();
 }
 
