@@ -26,7 +26,8 @@ use crate::context::Actor;
 use crate::error::{Error, QuotaLimit, Result};
 use crate::keys::{TableId, TablePrefix};
 use crate::registry::Registry;
-use crate::schema::{AuditHead as Head, TenantRecord};
+use crate::schema::{Tail, TenantRecord};
+use crate::types::Usage;
 use crate::types::{Quota, TenantId, TenantState};
 
 mod batch;
@@ -55,6 +56,8 @@ pub(crate) struct UsageDelta {
 #[derive(Debug)]
 pub(crate) struct TableWrites {
     pub(crate) name: String,
+    /// The table's id, when the caller already knows it from committed state.
+    pub(crate) id: Option<TableId>,
     pub(crate) writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
@@ -148,17 +151,31 @@ struct QueueState {
     pending: Vec<Pending>,
     closed: bool,
     failed: Option<String>,
+    /// Someone (the committer thread, or a caller committing inline) holds the redb writer.
+    busy: bool,
+    /// Size of the last batch: more than one means callers are committing concurrently, and
+    /// they are better served by the committer's batches than by one inline commit each.
+    last_batch: usize,
 }
 
-/// The queue between callers and the committer thread.
-#[derive(Default)]
+/// The queue between callers and the committer, and what committing needs.
 pub(crate) struct CommitQueue {
     state: Mutex<QueueState>,
     wake: Condvar,
+    db: Arc<redb::Database>,
+    registry: Arc<Registry>,
+    opts: PipelineOptions,
+    /// Stream tails as of the last committed batch; only the holder of `busy` uses them.
+    tails: Mutex<HashMap<u64, Tail>>,
 }
 
 impl CommitQueue {
-    /// Queues `request` and waits for its outcome.
+    /// Commits `request` and returns its outcome.
+    ///
+    /// When nothing is queued, no batch is being written and the last batch held one request
+    /// (no concurrent committers), the caller commits its request itself, as a batch of one:
+    /// an uncontended commit pays for no thread hand-off. Otherwise it queues the request for
+    /// the committer thread, which batches it with the others, and waits.
     pub(crate) fn submit(&self, request: Request) -> Result<Reply> {
         let (tx, rx) = mpsc::channel();
         {
@@ -169,6 +186,11 @@ impl CommitQueue {
             if state.closed {
                 return Err(Error::EngineFailed("the engine is shut down".into()));
             }
+            if !state.busy && state.pending.is_empty() && state.last_batch <= 1 {
+                state.busy = true;
+                drop(state);
+                return self.commit_inline(request);
+            }
             state.pending.push(Pending { request, reply: tx });
         }
         self.wake.notify_one();
@@ -176,15 +198,53 @@ impl CommitQueue {
             .unwrap_or_else(|_| Err(Error::EngineFailed("the committer stopped".into())))
     }
 
+    /// Commits one request on the caller's thread; the caller has set `busy`.
+    fn commit_inline(&self, request: Request) -> Result<Reply> {
+        match self.write(vec![request]) {
+            Ok(results) => results
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| Err(Error::Corrupted("a committed batch gave no reply".into()))),
+            Err(err) => {
+                let message = format!("commit failed: {err}");
+                tracing::error!("{message}");
+                self.fail_all(&message);
+                Err(Error::EngineFailed(message))
+            }
+        }
+    }
+
+    /// Writes one batch (the caller holds `busy`, which this gives up): applies the requests
+    /// in one redb transaction, and once it is committed, the registry effects.
+    fn write(&self, requests: Vec<Request>) -> Result<Vec<Result<Reply>>> {
+        let _release = Release(self);
+        let mut tails = self.tails.lock();
+        let (results, new_tails, effects) = commit_batch(&self.db, &tails, requests, &self.opts)?;
+        tails.extend(new_tails);
+        apply_effects(&self.registry, effects);
+        Ok(results)
+    }
+
+    /// Stops the pipeline with `message` and fails every queued request.
+    fn fail_all(&self, message: &str) {
+        for pending in self.fail(message.to_owned()) {
+            let _ = pending
+                .reply
+                .send(Err(Error::EngineFailed(message.to_owned())));
+        }
+    }
+
     /// Takes the next batch, waiting for work; `None` once closed and drained.
     fn next_batch(&self, opts: &PipelineOptions) -> Option<Vec<Pending>> {
         let mut state = self.state.lock();
-        while state.pending.is_empty() {
-            if state.closed {
+        while state.pending.is_empty() || state.busy {
+            if state.closed && state.pending.is_empty() {
                 return None;
             }
             self.wake.wait(&mut state);
         }
+        state.busy = true;
+        state.last_batch = state.pending.len();
         // A purge chunk of a deleted tenant waits while anything else is queued, so that no
         // tenant's commit shares a transaction with (and waits for) a chunk of someone's
         // deletion. Purges touch only their deleted tenant's keys, so reordering them is safe.
@@ -206,6 +266,15 @@ impl CommitQueue {
         }
         state.pending = rest;
         Some(batch)
+    }
+
+    /// Gives up the redb writer, waking the committer if requests queued up meanwhile.
+    fn release(&self) {
+        let mut state = self.state.lock();
+        state.busy = false;
+        if !state.pending.is_empty() || state.closed {
+            self.wake.notify_one();
+        }
     }
 
     fn fail(&self, message: String) -> Vec<Pending> {
@@ -255,11 +324,18 @@ impl Committer {
         registry: Arc<Registry>,
         opts: PipelineOptions,
     ) -> Result<Self> {
-        let queue = Arc::new(CommitQueue::default());
+        let queue = Arc::new(CommitQueue {
+            state: Mutex::new(QueueState::default()),
+            wake: Condvar::new(),
+            db,
+            registry,
+            opts,
+            tails: Mutex::new(HashMap::new()),
+        });
         let worker_queue = Arc::clone(&queue);
         let thread = std::thread::Builder::new()
             .name("tenantry-committer".into())
-            .spawn(move || run(&db, &registry, &worker_queue, opts))?;
+            .spawn(move || run(&worker_queue))?;
         Ok(Committer {
             queue,
             thread: Some(thread),
@@ -280,6 +356,18 @@ impl Drop for Committer {
     }
 }
 
+/// Gives up the redb writer when dropped, also when its holder unwinds.
+struct Release<'a>(&'a CommitQueue);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.fail_all("a commit panicked");
+        }
+        self.0.release();
+    }
+}
+
 /// Stops the pipeline if the committer thread unwinds, so that callers get an error instead of
 /// waiting for a thread that is gone.
 struct StopOnPanic<'a>(&'a CommitQueue);
@@ -287,12 +375,7 @@ struct StopOnPanic<'a>(&'a CommitQueue);
 impl Drop for StopOnPanic<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let message = "the committer thread panicked".to_owned();
-            for pending in self.0.fail(message.clone()) {
-                let _ = pending
-                    .reply
-                    .send(Err(Error::EngineFailed(message.clone())));
-            }
+            self.0.fail_all("the committer thread panicked");
         }
     }
 }
@@ -303,7 +386,7 @@ const INLINE_REPLIES: usize = 4;
 /// The replies of one committed batch, handed to the replier thread.
 type Delivery = Vec<(mpsc::Sender<Result<Reply>>, Result<Reply>)>;
 
-fn run(db: &redb::Database, registry: &Registry, queue: &CommitQueue, opts: PipelineOptions) {
+fn run(queue: &CommitQueue) {
     let _stop = StopOnPanic(queue);
     // Waking the callers of a batch (one futex wake each) takes the committer about a tenth of
     // its time at 64 writers, so a second thread does it while the committer starts the next
@@ -320,27 +403,18 @@ fn run(db: &redb::Database, registry: &Registry, queue: &CommitQueue, opts: Pipe
                 }
             });
         let deliver = replier.is_ok().then_some(deliver);
-        commit_loop(db, registry, queue, &opts, deliver.as_ref());
+        commit_loop(queue, deliver.as_ref());
     });
 }
 
-fn commit_loop(
-    db: &redb::Database,
-    registry: &Registry,
-    queue: &CommitQueue,
-    opts: &PipelineOptions,
-    deliver: Option<&mpsc::Sender<Delivery>>,
-) {
-    let mut heads: HashMap<u64, Head> = HashMap::new();
-    while let Some(batch) = queue.next_batch(opts) {
+fn commit_loop(queue: &CommitQueue, deliver: Option<&mpsc::Sender<Delivery>>) {
+    while let Some(batch) = queue.next_batch(&queue.opts) {
         let started = Instant::now();
         let size = batch.len();
         let (requests, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.request, p.reply)).unzip();
-        match commit_batch(db, &heads, requests, opts) {
-            Ok((results, new_heads, effects)) => {
-                heads.extend(new_heads);
-                apply_effects(registry, effects);
+        match queue.write(requests) {
+            Ok(results) => {
                 let delivery: Delivery = replies.into_iter().zip(results).collect();
                 // A small batch is answered at once: a hand-off would cost its callers more
                 // latency than it saves the committer.
@@ -358,8 +432,8 @@ fn commit_loop(
             Err(err) => {
                 let message = format!("commit of a batch of {size} failed: {err}");
                 tracing::error!("{message}");
-                let rest = queue.fail(message.clone());
-                for reply in replies.into_iter().chain(rest.into_iter().map(|p| p.reply)) {
+                queue.fail_all(&message);
+                for reply in replies {
                     let _ = reply.send(Err(Error::EngineFailed(message.clone())));
                 }
             }
@@ -367,27 +441,27 @@ fn commit_loop(
     }
 }
 
-type BatchOutcome = (Vec<Result<Reply>>, HashMap<u64, Head>, Vec<Effect>);
+type BatchOutcome = (Vec<Result<Reply>>, HashMap<u64, Tail>, Vec<Effect>);
 
 /// Applies `requests` in one redb transaction. The outer error aborts the whole batch.
 fn commit_batch(
     db: &redb::Database,
-    heads: &HashMap<u64, Head>,
+    tails: &HashMap<u64, Tail>,
     requests: Vec<Request>,
     opts: &PipelineOptions,
 ) -> Result<BatchOutcome> {
     let mut txn = db.begin_write()?;
     txn.set_durability(opts.durability)?;
     let mut results = Vec::with_capacity(requests.len());
-    let (new_heads, effects) = {
-        let mut batch = Batch::open(&txn, heads, opts.audit)?;
+    let (new_tails, effects) = {
+        let mut batch = Batch::open(&txn, tails, opts.audit);
         for request in requests {
             results.push(apply(&mut batch, request)?);
         }
         batch.finish()?
     };
     txn.commit()?;
-    Ok((results, new_heads, effects))
+    Ok((results, new_tails, effects))
 }
 
 fn apply_effects(registry: &Registry, effects: Vec<Effect>) {
@@ -440,6 +514,7 @@ fn apply(batch: &mut Batch<'_>, request: Request) -> Result<Result<Reply>> {
 fn apply_data(batch: &mut Batch<'_>, commit: DataCommit) -> Result<Result<Reply>> {
     let tenant = commit.tenant;
     let raw = tenant.get();
+    let usage = batch.usage(raw)?;
     let Some(record) = batch.record(raw)? else {
         return Ok(Err(Error::UnknownTenant(tenant)));
     };
@@ -448,7 +523,7 @@ fn apply_data(batch: &mut Batch<'_>, commit: DataCommit) -> Result<Result<Reply>
         TenantState::Deleted => return Ok(Err(Error::TenantDeleted(tenant))),
         TenantState::Suspended => Some(Error::TenantSuspended(tenant)),
         TenantState::ReadOnly if writes => Some(Error::TenantReadOnly(tenant)),
-        _ if writes => quota_refusal(tenant, record, commit.delta),
+        _ if writes => quota_refusal(tenant, record, usage, commit.delta),
         _ => None,
     };
     if let Some(err) = refusal {
@@ -463,7 +538,7 @@ fn apply_data(batch: &mut Batch<'_>, commit: DataCommit) -> Result<Result<Reply>
     }
     if writes {
         for table in commit.tables {
-            let id = batch.table_id(tenant, &table.name)?;
+            let id = batch.table_id(tenant, &table.name, table.id)?;
             let prefix = TablePrefix::new(tenant, id);
             for (key, value) in table.writes {
                 batch.write(&prefix.key(&key), value.as_deref())?;
@@ -481,7 +556,12 @@ fn apply_data(batch: &mut Batch<'_>, commit: DataCommit) -> Result<Result<Reply>
     })))
 }
 
-fn quota_refusal(tenant: TenantId, record: &TenantRecord, delta: UsageDelta) -> Option<Error> {
+fn quota_refusal(
+    tenant: TenantId,
+    record: &TenantRecord,
+    usage: Usage,
+    delta: UsageDelta,
+) -> Option<Error> {
     let check = |limit, max: Option<u64>, usage: u64, delta: i64| {
         let would_be = usage.saturating_add_signed(delta);
         match max {
@@ -497,14 +577,14 @@ fn quota_refusal(tenant: TenantId, record: &TenantRecord, delta: UsageDelta) -> 
     check(
         QuotaLimit::Bytes,
         record.quota.max_bytes,
-        record.usage.bytes,
+        usage.bytes,
         delta.bytes,
     )
     .or_else(|| {
         check(
             QuotaLimit::Keys,
             record.quota.max_keys,
-            record.usage.keys,
+            usage.keys,
             delta.keys,
         )
     })

@@ -249,11 +249,13 @@ impl Engine {
     pub fn all_tenants(&self) -> Result<Vec<TenantInfo>> {
         let txn = self.inner.db.begin_read()?;
         let table = txn.open_table(schema::TENANTS)?;
+        let tails = txn.open_table(schema::TAILS)?;
         let mut out = Vec::new();
         for item in table.iter()? {
             let (id, bytes) = item?;
             let record: TenantRecord = schema::decode_record("tenant record", bytes.value())?;
-            out.push(record.info(TenantId::from_raw(id.value())));
+            let usage = schema::Tail::read(&tails, id.value())?.usage;
+            out.push(record.info(TenantId::from_raw(id.value()), usage));
         }
         Ok(out)
     }
@@ -269,7 +271,8 @@ impl Engine {
             .get(tenant.get())?
             .ok_or(Error::UnknownTenant(tenant))?;
         let record: TenantRecord = schema::decode_record("tenant record", bytes.value())?;
-        Ok(record.info(tenant))
+        let usage = schema::Tail::read(&txn.open_table(schema::TAILS)?, tenant.get())?.usage;
+        Ok(record.info(tenant, usage))
     }
 
     /// Changes a tenant's state; `Deleted` is the same as [`Engine::delete_tenant`].
@@ -613,7 +616,7 @@ fn init_schema(db: &redb::Database) -> Result<()> {
         txn.open_table(schema::TENANT_NAMES)?;
         txn.open_table(schema::AUDIT)?;
         txn.open_table(schema::AUDIT_INDEX)?;
-        txn.open_table(schema::AUDIT_HEADS)?;
+        txn.open_table(schema::TAILS)?;
         let mut meta = txn.open_table(schema::META)?;
         let version = meta.get(schema::META_FORMAT)?.map(|v| v.value());
         match version {

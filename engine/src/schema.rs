@@ -8,7 +8,7 @@
 //! | `tenantry.tenant_names`| live tenant name             | tenant id (u64)                |
 //! | `tenantry.audit_log`   | position (u64, from 1)       | [`EntryHeader`] ++ bincode `StoredEntry` |
 //! | `tenantry.audit_index` | (stream u64, seq u64)        | position (u64)                 |
-//! | `tenantry.audit_heads` | stream (u64, 0 = system)     | [`AuditHead`] (56 bytes)       |
+//! | `tenantry.tails`       | stream (u64, 0 = system)     | [`Tail`] (88 bytes)            |
 //! | `tenantry.meta`        | counter name                 | u64                            |
 //!
 //! The audit log is one append-only sequence in commit order, shared by every stream: the
@@ -19,7 +19,7 @@
 //! [`INDEX_EVERY`]th seq of each stream, so any seq is at most that many steps from a known
 //! position, and forward reads go one indexed segment at a time.
 
-use redb::TableDefinition;
+use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -35,8 +35,10 @@ pub(crate) const AUDIT: TableDefinition<'_, u64, &[u8]> =
     TableDefinition::new("tenantry.audit_log");
 pub(crate) const AUDIT_INDEX: TableDefinition<'_, (u64, u64), u64> =
     TableDefinition::new("tenantry.audit_index");
-pub(crate) const AUDIT_HEADS: TableDefinition<'_, u64, &[u8]> =
-    TableDefinition::new("tenantry.audit_heads");
+/// What every commit of a stream changes: its audit head and its tenant's usage. Kept apart
+/// from `tenantry.tenants`, which only administration changes, so that a commit rewrites 88
+/// fixed bytes per tenant rather than its whole record.
+pub(crate) const TAILS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("tenantry.tails");
 pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("tenantry.meta");
 
 pub(crate) const META_NEXT_TENANT: &str = "next_tenant_id";
@@ -53,13 +55,12 @@ pub(crate) fn is_indexed(seq: u64) -> bool {
     seq == 1 || seq.is_multiple_of(INDEX_EVERY)
 }
 
-/// One tenant's row in `tenantry.tenants`.
+/// One tenant's row in `tenantry.tenants` (its usage is in its [`Tail`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct TenantRecord {
     pub(crate) name: String,
     pub(crate) state: u8,
     pub(crate) quota: Quota,
-    pub(crate) usage: Usage,
     pub(crate) created_micros: i64,
     /// Set once a deleted tenant's data has been purged completely.
     pub(crate) purged: bool,
@@ -70,12 +71,12 @@ impl TenantRecord {
         TenantState::from_u8(self.state)
     }
 
-    pub(crate) fn info(&self, id: TenantId) -> TenantInfo {
+    pub(crate) fn info(&self, id: TenantId, usage: Usage) -> TenantInfo {
         TenantInfo {
             id,
             name: self.name.clone(),
             state: self.state(),
-            usage: self.usage,
+            usage,
             quota: self.quota,
             created_micros: self.created_micros,
         }
@@ -175,6 +176,64 @@ impl AuditHead {
     }
 }
 
+/// A stream's row in `tenantry.tails`: `AuditHead (56 bytes) ++ bytes u64 BE ++ keys u64 BE ++
+/// audit_bytes u64 BE ++ audit_entries u64 BE`. The system stream's usage stays zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Tail {
+    pub(crate) head: AuditHead,
+    pub(crate) usage: Usage,
+}
+
+impl Tail {
+    pub(crate) fn encode(&self) -> [u8; 88] {
+        let mut value = [0u8; 88];
+        value[..56].copy_from_slice(&self.head.encode());
+        let u = &self.usage;
+        for (i, n) in [u.bytes, u.keys, u.audit_bytes, u.audit_entries]
+            .into_iter()
+            .enumerate()
+        {
+            value[56 + i * 8..64 + i * 8].copy_from_slice(&n.to_be_bytes());
+        }
+        value
+    }
+
+    pub(crate) fn decode(value: &[u8]) -> Result<Self> {
+        let corrupted = || Error::Corrupted("malformed stream tail".into());
+        let (head, rest) = value.split_at_checked(56).ok_or_else(corrupted)?;
+        let mut words = rest.chunks_exact(8).map(|w| {
+            w.try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| corrupted())
+        });
+        let mut word = || words.next().ok_or_else(corrupted)?;
+        let usage = Usage {
+            bytes: word()?,
+            keys: word()?,
+            audit_bytes: word()?,
+            audit_entries: word()?,
+        };
+        if rest.len() != 32 {
+            return Err(corrupted());
+        }
+        Ok(Tail {
+            head: AuditHead::decode(head)?,
+            usage,
+        })
+    }
+
+    /// The tail of `stream` as stored (the default if it has none yet).
+    pub(crate) fn read(
+        table: &impl ReadableTable<u64, &'static [u8]>,
+        stream: u64,
+    ) -> Result<Self> {
+        match table.get(stream)? {
+            Some(value) => Tail::decode(value.value()),
+            None => Ok(Tail::default()),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -191,6 +250,27 @@ mod tests {
         assert_eq!(AuditHead::decode(&head.encode()).unwrap(), head);
         assert!(AuditHead::decode(&head.encode()[..55]).is_err());
         assert!(AuditHead::decode(&[0; 40]).is_err());
+    }
+
+    #[test]
+    fn tail_round_trips() {
+        let tail = Tail {
+            head: AuditHead {
+                seq: 1,
+                hash: [2; 32],
+                pos: 3,
+                ts: 4,
+            },
+            usage: Usage {
+                bytes: 5,
+                keys: 6,
+                audit_bytes: 7,
+                audit_entries: 8,
+            },
+        };
+        assert_eq!(Tail::decode(&tail.encode()).unwrap(), tail);
+        assert!(Tail::decode(&tail.encode()[..87]).is_err());
+        assert!(Tail::decode(&[0; 96]).is_err());
     }
 
     #[test]

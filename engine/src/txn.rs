@@ -371,7 +371,8 @@ impl WriteTxn {
                     delta.keys += i64::from(new.is_some()) - i64::from(w.original.is_some());
                     writes.push((key, w.value));
                 }
-                tables.push(TableWrites { name, writes });
+                let id = self.scope.tenant.cached_table(&name);
+                tables.push(TableWrites { name, id, writes });
             }
         }
         let mut events = std::mem::take(&mut self.events);
@@ -397,14 +398,9 @@ impl WriteTxn {
     }
 
     fn current_receipt(&self) -> Result<CommitReceipt> {
-        let heads = self.snapshot.txn().open_table(schema::AUDIT_HEADS)?;
-        let (audit_seq, audit_head) = match heads.get(self.scope.tenant.id.get())? {
-            Some(v) => {
-                let head = schema::AuditHead::decode(v.value())?;
-                (head.seq, head.hash)
-            }
-            None => (0, [0; 32]),
-        };
+        let tails = self.snapshot.txn().open_table(schema::TAILS)?;
+        let head = schema::Tail::read(&tails, self.scope.tenant.id.get())?.head;
+        let (audit_seq, audit_head) = (head.seq, head.hash);
         Ok(CommitReceipt {
             audit_seq,
             audit_head,

@@ -15,7 +15,7 @@ use redb::{ReadOnlyTable, ReadTransaction, TableError};
 
 use super::{AuditStream, StoredEntry};
 use crate::error::{Error, Result};
-use crate::schema::{self, AUDIT, AUDIT_HEADS, AUDIT_INDEX, AuditHead, EntryHeader};
+use crate::schema::{self, AUDIT, AUDIT_INDEX, AuditHead, EntryHeader, TAILS, Tail};
 
 /// A dense scan is chosen when the positions it reads are at most this many per entry.
 const DENSE_SPAN_PER_ENTRY: u64 = 4;
@@ -52,17 +52,14 @@ impl RawEntry {
 impl StreamLog {
     /// The stream's log; `None` when the file has no audit tables yet.
     pub(crate) fn open(txn: &ReadTransaction, stream: AuditStream) -> Result<Option<Self>> {
-        let (Some(log), Some(index), Some(heads)) = (
+        let (Some(log), Some(index), Some(tails)) = (
             existing(txn.open_table(AUDIT))?,
             existing(txn.open_table(AUDIT_INDEX))?,
-            existing(txn.open_table(AUDIT_HEADS))?,
+            existing(txn.open_table(TAILS))?,
         ) else {
             return Ok(None);
         };
-        let head = match heads.get(stream.raw())? {
-            Some(v) => Some(AuditHead::decode(v.value())?),
-            None => None,
-        };
+        let head = Some(Tail::read(&tails, stream.raw())?.head).filter(|h| h.seq > 0);
         Ok(Some(StreamLog {
             stream,
             log,
@@ -71,7 +68,7 @@ impl StreamLog {
         }))
     }
 
-    /// The stream's newest entry, as recorded in `tenantry.audit_heads`.
+    /// The stream's newest entry, as recorded in `tenantry.tails`.
     pub(crate) fn head(&self) -> Option<AuditHead> {
         self.head
     }

@@ -1,35 +1,69 @@
-//! One batch of the commit pipeline: the open redb tables and the state built so far.
+//! One batch of the commit pipeline: the redb tables it touches and the state built so far.
+//!
+//! Tables are opened on first use: a batch of data commits touches `data`, `audit_log` and
+//! `tails` only, and every table a transaction modifies costs redb a root update at commit.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{Key, ReadableTable, Table, TableDefinition, Value, WriteTransaction};
 
-use super::{Effect, Head, Reply, UsageDelta, now_micros};
+use super::{Effect, Reply, UsageDelta, now_micros};
 use crate::audit::{AuditEvent, StoredEntry};
 use crate::context::Actor;
 use crate::error::{Error, Result};
 use crate::keys::{self, TableId};
-use crate::schema::{self, TenantRecord};
-use crate::types::{Quota, TenantId, TenantState, Usage};
+use crate::schema::{self, AuditHead, Tail, TenantRecord};
+use crate::types::{Quota, TenantId, TenantState};
 
 /// The system audit stream.
 const SYSTEM: u64 = 0;
 
+/// A table opened on first use.
+struct Lazy<'t, K: Key + 'static, V: Value + 'static> {
+    definition: TableDefinition<'static, K, V>,
+    table: Option<Table<'t, K, V>>,
+}
+
+impl<'t, K: Key + 'static, V: Value + 'static> Lazy<'t, K, V> {
+    fn new(definition: TableDefinition<'static, K, V>) -> Self {
+        Lazy {
+            definition,
+            table: None,
+        }
+    }
+
+    fn get(&mut self, txn: &'t WriteTransaction) -> Result<&mut Table<'t, K, V>> {
+        let table = match self.table.take() {
+            Some(table) => table,
+            None => txn.open_table(self.definition)?,
+        };
+        Ok(self.table.insert(table))
+    }
+}
+
+/// A tenant's record as loaded by the batch, and whether the batch changed it.
+struct Loaded {
+    record: TenantRecord,
+    changed: bool,
+}
+
 pub(super) struct Batch<'t> {
-    data: Table<'t, &'static [u8], &'static [u8]>,
-    tables: Table<'t, &'static [u8], u32>,
-    tenants: Table<'t, u64, &'static [u8]>,
-    names: Table<'t, &'static str, u64>,
-    audit: Table<'t, u64, &'static [u8]>,
-    audit_index: Table<'t, (u64, u64), u64>,
-    heads: Table<'t, u64, &'static [u8]>,
-    /// Position of the next audit entry in `tenantry.audit_log`.
-    next_pos: u64,
-    meta: Table<'t, &'static str, u64>,
-    committed_heads: &'t HashMap<u64, Head>,
-    records: HashMap<u64, TenantRecord>,
-    new_heads: HashMap<u64, Head>,
+    txn: &'t WriteTransaction,
+    data: Lazy<'t, &'static [u8], &'static [u8]>,
+    tables: Lazy<'t, &'static [u8], u32>,
+    tenants: Lazy<'t, u64, &'static [u8]>,
+    names: Lazy<'t, &'static str, u64>,
+    audit: Lazy<'t, u64, &'static [u8]>,
+    audit_index: Lazy<'t, (u64, u64), u64>,
+    tails: Lazy<'t, u64, &'static [u8]>,
+    meta: Lazy<'t, &'static str, u64>,
+    /// Position of the next audit entry in `tenantry.audit_log`, once known.
+    next_pos: Option<u64>,
+    /// Tails as of the last committed batch (the committer's cache).
+    committed: &'t HashMap<u64, Tail>,
+    records: HashMap<u64, Loaded>,
+    new_tails: HashMap<u64, Tail>,
     effects: Vec<Effect>,
     audit_enabled: bool,
     now: i64,
@@ -38,69 +72,101 @@ pub(super) struct Batch<'t> {
 impl<'t> Batch<'t> {
     pub(super) fn open(
         txn: &'t WriteTransaction,
-        committed_heads: &'t HashMap<u64, Head>,
+        committed: &'t HashMap<u64, Tail>,
         audit_enabled: bool,
-    ) -> Result<Self> {
-        let audit = txn.open_table(schema::AUDIT)?;
-        let next_pos = match audit.last()? {
-            Some((pos, _)) => pos
-                .value()
-                .checked_add(1)
-                .ok_or_else(|| Error::Corrupted("audit log positions exhausted".into()))?,
-            None => 1,
-        };
-        Ok(Batch {
-            data: txn.open_table(schema::DATA)?,
-            tables: txn.open_table(schema::TABLES)?,
-            tenants: txn.open_table(schema::TENANTS)?,
-            names: txn.open_table(schema::TENANT_NAMES)?,
-            audit,
-            audit_index: txn.open_table(schema::AUDIT_INDEX)?,
-            heads: txn.open_table(schema::AUDIT_HEADS)?,
-            next_pos,
-            meta: txn.open_table(schema::META)?,
-            committed_heads,
+    ) -> Self {
+        Batch {
+            txn,
+            data: Lazy::new(schema::DATA),
+            tables: Lazy::new(schema::TABLES),
+            tenants: Lazy::new(schema::TENANTS),
+            names: Lazy::new(schema::TENANT_NAMES),
+            audit: Lazy::new(schema::AUDIT),
+            audit_index: Lazy::new(schema::AUDIT_INDEX),
+            tails: Lazy::new(schema::TAILS),
+            meta: Lazy::new(schema::META),
+            next_pos: None,
+            committed,
             records: HashMap::new(),
-            new_heads: HashMap::new(),
+            new_tails: HashMap::new(),
             effects: Vec::new(),
             audit_enabled,
             now: now_micros(),
-        })
+        }
     }
 
-    /// Writes back what the batch changed; returns the new heads and the registry effects.
-    pub(super) fn finish(mut self) -> Result<(HashMap<u64, Head>, Vec<Effect>)> {
-        for (id, record) in &self.records {
-            self.tenants.insert(id, &schema::encode(record)?[..])?;
+    /// Writes back what the batch changed; returns the new tails and the registry effects.
+    pub(super) fn finish(mut self) -> Result<(HashMap<u64, Tail>, Vec<Effect>)> {
+        let txn = self.txn;
+        let changed: BTreeSet<u64> = self
+            .records
+            .iter()
+            .filter(|(_, loaded)| loaded.changed)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in changed {
+            if let Some(loaded) = self.records.get(&id) {
+                let bytes = schema::encode(&loaded.record)?;
+                self.tenants.get(txn)?.insert(id, &bytes[..])?;
+            }
         }
-        for (stream, head) in &self.new_heads {
-            self.heads.insert(stream, &head.encode()[..])?;
+        let tails = self.tails.get(txn)?;
+        for (stream, tail) in &self.new_tails {
+            tails.insert(stream, &tail.encode()[..])?;
         }
-        Ok((self.new_heads, self.effects))
+        Ok((self.new_tails, self.effects))
     }
 
     /// The tenant's record as this batch sees it.
-    pub(super) fn record(&mut self, id: u64) -> Result<Option<&mut TenantRecord>> {
+    pub(super) fn record(&mut self, id: u64) -> Result<Option<&TenantRecord>> {
+        Ok(self.load(id)?.map(|loaded| &loaded.record))
+    }
+
+    /// The tenant's record, to change it (written back by [`Batch::finish`]).
+    fn record_mut(&mut self, id: u64) -> Result<Option<&mut TenantRecord>> {
+        Ok(self.load(id)?.map(|loaded| {
+            loaded.changed = true;
+            &mut loaded.record
+        }))
+    }
+
+    fn load(&mut self, id: u64) -> Result<Option<&mut Loaded>> {
         if !self.records.contains_key(&id) {
-            let Some(bytes) = self.tenants.get(id)? else {
+            let Some(bytes) = self.tenants.get(self.txn)?.get(id)? else {
                 return Ok(None);
             };
             let record = schema::decode_record("tenant record", bytes.value())?;
-            self.records.insert(id, record);
+            self.records.insert(
+                id,
+                Loaded {
+                    record,
+                    changed: false,
+                },
+            );
         }
         Ok(self.records.get_mut(&id))
     }
 
     fn next_counter(&mut self, name: &str) -> Result<u64> {
-        let next = self.meta.get(name)?.map_or(1, |v| v.value());
-        self.meta.insert(name, next + 1)?;
+        let meta = self.meta.get(self.txn)?;
+        let next = meta.get(name)?.map_or(1, |v| v.value());
+        meta.insert(name, next + 1)?;
         Ok(next)
     }
 
-    /// The id of `name` for `tenant`, assigning one on the table's first write.
-    pub(super) fn table_id(&mut self, tenant: TenantId, name: &str) -> Result<TableId> {
+    /// The id of `name` for `tenant`, assigning one on the table's first write. `known` is the
+    /// id the caller already resolved from committed state (ids never change once assigned).
+    pub(super) fn table_id(
+        &mut self,
+        tenant: TenantId,
+        name: &str,
+        known: Option<TableId>,
+    ) -> Result<TableId> {
+        if let Some(id) = known {
+            return Ok(id);
+        }
         let key = keys::table_name_key(tenant, name);
-        if let Some(id) = self.tables.get(&key[..])? {
+        if let Some(id) = self.tables.get(self.txn)?.get(&key[..])? {
             return Ok(id.value());
         }
         let next = self.next_counter(schema::META_NEXT_TABLE)?;
@@ -108,7 +174,7 @@ impl<'t> Batch<'t> {
             .ok()
             .filter(|id| *id < TableId::MAX)
             .ok_or_else(|| Error::Corrupted("table ids exhausted".into()))?;
-        self.tables.insert(&key[..], id)?;
+        self.tables.get(self.txn)?.insert(&key[..], id)?;
         self.effects.push(Effect::Table {
             tenant,
             name: name.to_owned(),
@@ -118,34 +184,72 @@ impl<'t> Batch<'t> {
     }
 
     pub(super) fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        let data = self.data.get(self.txn)?;
         match value {
-            Some(v) => self.data.insert(key, v)?,
-            None => self.data.remove(key)?,
+            Some(v) => data.insert(key, v)?,
+            None => data.remove(key)?,
         };
         Ok(())
     }
 
-    pub(super) fn add_usage(&mut self, tenant: u64, delta: UsageDelta) -> Result<()> {
-        if let Some(record) = self.record(tenant)? {
-            record.usage.bytes = record.usage.bytes.saturating_add_signed(delta.bytes);
-            record.usage.keys = record.usage.keys.saturating_add_signed(delta.keys);
+    /// The stream's tail as this batch sees it, to change it (written back by
+    /// [`Batch::finish`]).
+    fn tail_mut(&mut self, stream: u64) -> Result<&mut Tail> {
+        if !self.new_tails.contains_key(&stream) {
+            let tail = match self.committed.get(&stream) {
+                Some(tail) => *tail,
+                None => Tail::read(self.tails.get(self.txn)?, stream)?,
+            };
+            self.new_tails.insert(stream, tail);
         }
+        self.new_tails
+            .get_mut(&stream)
+            .ok_or_else(|| Error::Corrupted("stream tail vanished".into()))
+    }
+
+    /// The tenant's usage as this batch sees it.
+    pub(super) fn usage(&mut self, tenant: u64) -> Result<crate::types::Usage> {
+        Ok(match self.new_tails.get(&tenant) {
+            Some(tail) => tail.usage,
+            None => match self.committed.get(&tenant) {
+                Some(tail) => tail.usage,
+                None => Tail::read(self.tails.get(self.txn)?, tenant)?.usage,
+            },
+        })
+    }
+
+    pub(super) fn add_usage(&mut self, tenant: u64, delta: UsageDelta) -> Result<()> {
+        let usage = &mut self.tail_mut(tenant)?.usage;
+        usage.bytes = usage.bytes.saturating_add_signed(delta.bytes);
+        usage.keys = usage.keys.saturating_add_signed(delta.keys);
         Ok(())
     }
 
     /// The newest entry of `stream` as this batch sees it.
-    pub(super) fn head(&mut self, stream: u64) -> Result<Head> {
-        if let Some(head) = self
-            .new_heads
+    pub(super) fn head(&mut self, stream: u64) -> Result<AuditHead> {
+        if let Some(tail) = self
+            .new_tails
             .get(&stream)
-            .or_else(|| self.committed_heads.get(&stream))
+            .or_else(|| self.committed.get(&stream))
         {
-            return Ok(*head);
+            return Ok(tail.head);
         }
-        match self.heads.get(stream)? {
-            Some(value) => Head::decode(value.value()),
-            None => Ok(Head::default()),
-        }
+        Ok(Tail::read(self.tails.get(self.txn)?, stream)?.head)
+    }
+
+    fn next_position(&mut self) -> Result<u64> {
+        let pos = match self.next_pos {
+            Some(pos) => pos,
+            None => match self.audit.get(self.txn)?.last()? {
+                Some((last, _)) => last
+                    .value()
+                    .checked_add(1)
+                    .ok_or_else(|| Error::Corrupted("audit log positions exhausted".into()))?,
+                None => 1,
+            },
+        };
+        self.next_pos = Some(pos + 1);
+        Ok(pos)
     }
 
     /// Appends an entry to `stream`, chained to its head.
@@ -172,32 +276,27 @@ impl<'t> Batch<'t> {
         };
         entry.hash = entry.compute_hash(stream, seq, &head.hash);
         let body = schema::encode(&entry)?;
-        let pos = self.next_pos;
-        self.next_pos += 1;
+        let pos = self.next_position()?;
         let header = schema::EntryHeader {
             stream,
             seq,
             prev: head.pos,
         };
         let bytes = header.encode(&body);
-        self.audit.insert(pos, &bytes[..])?;
+        self.audit.get(self.txn)?.insert(pos, &bytes[..])?;
         if schema::is_indexed(seq) {
-            self.audit_index.insert((stream, seq), pos)?;
+            self.audit_index.get(self.txn)?.insert((stream, seq), pos)?;
         }
-        self.new_heads.insert(
-            stream,
-            Head {
-                seq,
-                hash: entry.hash,
-                pos,
-                ts,
-            },
-        );
-        if stream != SYSTEM
-            && let Some(record) = self.record(stream)?
-        {
-            record.usage.audit_bytes += bytes.len() as u64 + 8;
-            record.usage.audit_entries += 1;
+        let tail = self.tail_mut(stream)?;
+        tail.head = AuditHead {
+            seq,
+            hash: entry.hash,
+            pos,
+            ts,
+        };
+        if stream != SYSTEM {
+            tail.usage.audit_bytes += bytes.len() as u64 + 8;
+            tail.usage.audit_entries += 1;
         }
         Ok(())
     }
@@ -215,7 +314,9 @@ impl<'t> Batch<'t> {
     ) -> Result<Result<Reply>> {
         let mut seen = std::collections::HashSet::new();
         for name in &names {
-            if !seen.insert(name.as_str()) || self.names.get(name.as_str())?.is_some() {
+            if !seen.insert(name.as_str())
+                || self.names.get(self.txn)?.get(name.as_str())?.is_some()
+            {
                 return Ok(Err(Error::TenantNameTaken(name.clone())));
             }
         }
@@ -226,16 +327,18 @@ impl<'t> Batch<'t> {
                 return Err(Error::Corrupted("tenant ids exhausted".into()));
             }
             let id = TenantId::from_raw(raw);
-            self.names.insert(name.as_str(), raw)?;
+            self.names.get(self.txn)?.insert(name.as_str(), raw)?;
             self.records.insert(
                 raw,
-                TenantRecord {
-                    name: name.clone(),
-                    state: TenantState::Active.to_u8(),
-                    quota: Quota::default(),
-                    usage: Usage::default(),
-                    created_micros: self.now,
-                    purged: false,
+                Loaded {
+                    record: TenantRecord {
+                        name: name.clone(),
+                        state: TenantState::Active.to_u8(),
+                        quota: Quota::default(),
+                        created_micros: self.now,
+                        purged: false,
+                    },
+                    changed: true,
                 },
             );
             let draft = AuditEvent::new("tenant.create").target(format!("tenant {name} ({id})"));
@@ -248,7 +351,7 @@ impl<'t> Batch<'t> {
 
     /// The record of a tenant that is not deleted, or the request's error.
     fn live_record(&mut self, tenant: TenantId) -> Result<Result<&mut TenantRecord>> {
-        Ok(match self.record(tenant.get())? {
+        Ok(match self.record_mut(tenant.get())? {
             None => Err(Error::UnknownTenant(tenant)),
             Some(r) if r.state() == TenantState::Deleted => Err(Error::TenantDeleted(tenant)),
             Some(r) => Ok(r),
@@ -309,7 +412,7 @@ impl<'t> Batch<'t> {
         };
         record.state = TenantState::Deleted.to_u8();
         let name = record.name.clone();
-        self.names.remove(name.as_str())?;
+        self.names.get(self.txn)?.remove(name.as_str())?;
         let draft = AuditEvent::new("tenant.delete").target(format!("tenant {name} ({tenant})"));
         self.append_both(tenant.get(), actor, draft)?;
         self.effects.push(Effect::State {
@@ -338,15 +441,16 @@ impl<'t> Batch<'t> {
             Some(_) => {}
         }
         let (start, end) = keys::tenant_range(tenant);
-        let removed = remove_chunk(&mut self.data, &start, &end, max_keys.max(1))?;
+        let removed = remove_chunk(self.data.get(self.txn)?, &start, &end, max_keys.max(1))?;
         let done = removed < max_keys.max(1) as u64;
         if done {
-            remove_chunk(&mut self.tables, &start, &end, usize::MAX)?;
-            if let Some(record) = self.record(tenant.get())? {
+            remove_chunk(self.tables.get(self.txn)?, &start, &end, usize::MAX)?;
+            if let Some(record) = self.record_mut(tenant.get())? {
                 record.purged = true;
-                record.usage.bytes = 0;
-                record.usage.keys = 0;
             }
+            let usage = &mut self.tail_mut(tenant.get())?.usage;
+            usage.bytes = 0;
+            usage.keys = 0;
             let draft = AuditEvent::new("tenant.purge").target(format!("tenant {tenant}"));
             self.append(SYSTEM, &Actor::default(), draft)?;
         }

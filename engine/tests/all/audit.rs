@@ -6,7 +6,7 @@ use tenantry_engine::{AuditQuery, AuditStream, Engine, Error, Outcome, TenantId}
 use super::{ctx, op};
 
 const LOG: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("tenantry.audit_log");
-const HEADS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("tenantry.audit_heads");
+const TAILS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("tenantry.tails");
 
 /// The position of `(stream, seq)` in the shared log, found by its 24-byte header
 /// (`stream u64 BE ++ seq u64 BE ++ prev u64 BE`).
@@ -65,20 +65,23 @@ fn read(path: &std::path::Path, pos: u64) -> Vec<u8> {
     table.get(pos).unwrap().unwrap().value().to_vec()
 }
 
-/// Overwrites a stream's recorded head: `seq ++ hash ++ position ++ timestamp`.
+/// Overwrites a stream's recorded head, the first 56 bytes of its row in `tenantry.tails`:
+/// `seq ++ hash ++ position ++ timestamp`.
 fn set_head(path: &std::path::Path, stream: u64, seq: u64, hash: &[u8], pos: u64) {
     let db = redb::Database::open(path).unwrap();
     let txn = db.begin_write().unwrap();
     {
-        let mut heads = txn.open_table(HEADS).unwrap();
-        let value = [
+        let mut tails = txn.open_table(TAILS).unwrap();
+        let mut value = tails.get(stream).unwrap().unwrap().value().to_vec();
+        let head = [
             &seq.to_be_bytes()[..],
             hash,
             &pos.to_be_bytes(),
             &0i64.to_be_bytes(),
         ]
         .concat();
-        heads.insert(stream, &value[..]).unwrap();
+        value[..56].copy_from_slice(&head);
+        tails.insert(stream, &value[..]).unwrap();
     }
     txn.commit().unwrap();
 }
