@@ -455,7 +455,7 @@ proptest::proptest! {
             .set_quota(&op(), tenants[4], tenantry_engine::Quota { max_bytes: None, max_keys: Some(3) })
             .unwrap();
         let handles: Vec<_> = tenants.iter().map(|t| engine.tenant(&ctx(*t)).unwrap()).collect();
-        let mut expected = vec![1u64; 5]; // tenant.create
+        let mut expected = [1u64; 5]; // tenant.create
         expected[4] += 1; // tenant.set_quota
         for (n, (who, puts, concurrent)) in rounds.iter().enumerate() {
             let commit = |h: &tenantry_engine::TenantHandle| {
