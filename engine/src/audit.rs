@@ -250,7 +250,7 @@ pub const MAX_MESSAGE_LEN: usize = 4096;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
-    pub(crate) action: String,
+    pub(crate) action: Cow<'static, str>,
     pub(crate) target: Option<String>,
     pub(crate) message: Option<String>,
     pub(crate) outcome: Outcome,
@@ -258,8 +258,8 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    /// An event with outcome [`Outcome::Ok`].
-    pub fn new(action: impl Into<String>) -> Self {
+    /// An event with outcome [`Outcome::Ok`]. `action` is a `&'static str` or a `String`.
+    pub fn new(action: impl Into<Cow<'static, str>>) -> Self {
         AuditEvent {
             action: action.into(),
             target: None,

@@ -158,9 +158,32 @@ fn check_field(field: &'static str, value: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Who an audit entry is attributed to; built from a [`Context`] or an [`Operator`].
+/// Who an audit entry is attributed to; built from a [`Context`] or an [`Operator`]. Shared,
+/// so that every commit of a handle carries it without copying its strings.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Actor {
+pub(crate) struct Actor(std::sync::Arc<ActorFields>);
+
+impl std::ops::Deref for Actor {
+    type Target = ActorFields;
+
+    fn deref(&self) -> &ActorFields {
+        &self.0
+    }
+}
+
+impl Actor {
+    /// The same actor acting through `origin` (a plugin invocation).
+    pub(crate) fn with_origin(&self, origin: String) -> Actor {
+        Actor(std::sync::Arc::new(ActorFields {
+            origin: Some(origin),
+            ..(*self.0).clone()
+        }))
+    }
+}
+
+/// The fields of an [`Actor`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ActorFields {
     pub(crate) actor: Option<String>,
     pub(crate) ip: Option<String>,
     pub(crate) request_id: Option<String>,
@@ -170,24 +193,30 @@ pub(crate) struct Actor {
 
 impl From<&Context> for Actor {
     fn from(ctx: &Context) -> Self {
-        Actor {
+        Actor::from(ActorFields {
             actor: ctx.actor.clone(),
             ip: ctx.ip.clone(),
             request_id: ctx.request_id.clone(),
             origin: ctx.origin.clone(),
             by_operator: false,
-        }
+        })
     }
 }
 
 impl From<&Operator> for Actor {
     fn from(op: &Operator) -> Self {
-        Actor {
+        Actor::from(ActorFields {
             actor: Some(op.name.clone()),
             ip: op.ip.clone(),
             request_id: op.request_id.clone(),
             origin: None,
             by_operator: true,
-        }
+        })
+    }
+}
+
+impl From<ActorFields> for Actor {
+    fn from(fields: ActorFields) -> Self {
+        Actor(std::sync::Arc::new(fields))
     }
 }

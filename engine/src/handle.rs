@@ -103,7 +103,6 @@ impl TenantHandle {
     /// invocation id), as the plugin host does for each invocation.
     /// The origin is cut to [`crate::MAX_FIELD_LEN`] bytes.
     pub fn with_origin(&self, origin: impl Into<String>) -> TenantHandle {
-        let mut actor = self.scope.actor.clone();
         let mut origin = origin.into();
         if origin.len() > crate::MAX_FIELD_LEN {
             let mut cut = crate::MAX_FIELD_LEN;
@@ -112,7 +111,7 @@ impl TenantHandle {
             }
             origin.truncate(cut);
         }
-        actor.origin = Some(origin);
+        let actor = self.scope.actor.with_origin(origin);
         self.rescope(self.scope.access, actor)
     }
 

@@ -243,7 +243,7 @@ impl WriteTxn {
     /// # Errors
     /// An empty or over-long action or message ([`Error::InvalidField`]).
     pub fn audit(&mut self, action: &str, message: Option<&str>) -> Result<()> {
-        let mut event = AuditEvent::new(action);
+        let mut event = AuditEvent::new(action.to_owned());
         if let Some(message) = message {
             event = event.message(message);
         }

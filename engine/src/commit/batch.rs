@@ -262,7 +262,7 @@ impl<'t> Batch<'t> {
         let ts = self.now.max(head.ts);
         let mut entry = StoredEntry {
             ts,
-            action: Cow::Owned(draft.action),
+            action: draft.action,
             actor: borrow(&actor.actor),
             ip: borrow(&actor.ip),
             request_id: borrow(&actor.request_id),
