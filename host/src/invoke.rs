@@ -43,6 +43,16 @@ impl ResourceLimiter for Limiter {
     }
 }
 
+/// Copies of a host call's table name, key and value, taken out of guest memory before the
+/// engine sees them. Kept between the calls of an invocation, so that after its first calls
+/// copying arguments allocates nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    pub(crate) table: Vec<u8>,
+    pub(crate) key: Vec<u8>,
+    pub(crate) value: Vec<u8>,
+}
+
 /// Everything one store holds: exactly one tenant's handle, nothing that names another.
 pub(crate) struct HostState {
     /// `None` while a module is checked at install: host calls then fail.
@@ -62,6 +72,8 @@ pub(crate) struct HostState {
     pub(crate) debug_bytes: u32,
     /// The result buffer that `result_read` copies from.
     pub(crate) result: Vec<u8>,
+    /// Buffers the host calls copy their arguments into, kept for the next call.
+    pub(crate) scratch: Scratch,
     pub(crate) last_error: Option<String>,
     pub(crate) output: Option<Vec<u8>>,
     /// Why a host function ended the invocation; takes precedence over the trap it caused.
@@ -97,6 +109,7 @@ impl HostState {
             bytes_written: 0,
             debug_bytes: 0,
             result: Vec::new(),
+            scratch: Scratch::default(),
             last_error: None,
             output: None,
             failure: None,

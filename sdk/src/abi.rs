@@ -133,11 +133,13 @@ mod imports {
     // tenantry-tests smoke test checks the built plugins import from `wire::IMPORT_MODULE`.
     #[link(wasm_import_module = "tenantry:v1")]
     unsafe extern "C" {
-        pub(super) fn kv_get(
+        pub(super) fn kv_get_into(
             table: *const u8,
             table_len: usize,
             key: *const u8,
             key_len: usize,
+            dst: *mut u8,
+            dst_cap: usize,
         ) -> i64;
         pub(super) fn kv_put(
             table: *const u8,
@@ -168,18 +170,45 @@ mod imports {
 }
 
 /// Safe wrappers over the imports. The host only reads the `(ptr, len)` ranges it is given
-/// (writing only through `result_read`), never keeps them past the call and never calls back
+/// (writing only through `result_read` and `kv_get_into`, into the buffer given), never keeps them past the call and never calls back
 /// into the guest, so passing slices borrowed for the duration of the call is sound.
 #[cfg(target_arch = "wasm32")]
 mod calls {
     use alloc::vec;
     use alloc::vec::Vec;
+    use core::mem::MaybeUninit;
 
     use super::{Unavailable, imports};
 
-    pub(crate) fn kv_get(table: &[u8], key: &[u8]) -> Result<i64, Unavailable> {
-        // SAFETY: both slices are valid for reads for the whole call (see module docs).
-        Ok(unsafe { imports::kv_get(table.as_ptr(), table.len(), key.as_ptr(), key.len()) })
+    pub(crate) fn kv_get_into<'d>(
+        table: &[u8],
+        key: &[u8],
+        dst: &'d mut [MaybeUninit<u8>],
+    ) -> Result<(i64, Option<&'d [u8]>), Unavailable> {
+        let (t, k) = (table, key);
+        // SAFETY: `table` and `key` are valid for reads and `dst` for writes of `dst.len()`
+        // bytes for the whole call; the host writes at most that many bytes into `dst`, and
+        // only when the whole value fits (ABI §6.10).
+        let code = unsafe {
+            imports::kv_get_into(
+                t.as_ptr(),
+                t.len(),
+                k.as_ptr(),
+                k.len(),
+                dst.as_mut_ptr().cast::<u8>(),
+                dst.len(),
+            )
+        };
+        let value = usize::try_from(code)
+            .ok()
+            .filter(|&len| len <= dst.len())
+            .map(|len| {
+                // SAFETY: a length `len <= dst.len()` means the host copied the value's `len`
+                // bytes to the start of `dst` (ABI §6.10), so they are initialized; the slice
+                // borrows `dst`, which lives for `'d`.
+                unsafe { core::slice::from_raw_parts(dst.as_ptr().cast::<u8>(), len) }
+            });
+        Ok((code, value))
     }
 
     pub(crate) fn kv_put(table: &[u8], key: &[u8], value: &[u8]) -> Result<i32, Unavailable> {
@@ -246,10 +275,15 @@ mod calls {
 #[cfg(not(target_arch = "wasm32"))]
 mod calls {
     use alloc::vec::Vec;
+    use core::mem::MaybeUninit;
 
     use super::Unavailable;
 
-    pub(crate) fn kv_get(_table: &[u8], _key: &[u8]) -> Result<i64, Unavailable> {
+    pub(crate) fn kv_get_into<'d>(
+        _table: &[u8],
+        _key: &[u8],
+        _dst: &'d mut [MaybeUninit<u8>],
+    ) -> Result<(i64, Option<&'d [u8]>), Unavailable> {
         Err(Unavailable)
     }
 
@@ -287,5 +321,5 @@ mod calls {
 }
 
 pub(crate) use calls::{
-    audit_log, debug_log, kv_delete, kv_get, kv_put, kv_scan, last_error, output, result_read,
+    audit_log, debug_log, kv_delete, kv_get_into, kv_put, kv_scan, last_error, output, result_read,
 };
