@@ -127,6 +127,74 @@ mod exports {
     }
 }
 
+/// The global allocator of plugins built with the SDK's default `allocator` feature.
+///
+/// It is dlmalloc, the allocator Rust's standard library uses on wasm32, with one difference
+/// that matters to the tenantry host: the standard library's copy grows memory for its very
+/// first allocation, even though the initial memory usually has tens of KiB free after the
+/// static data. Every invocation runs in a fresh instance from the host's pool, and a memory
+/// that grew costs two `mprotect` calls per invocation there (one with a TLB shootdown), several
+/// microseconds. dlmalloc 0.2.14 starts in the free tail of the initial memory
+/// (`__heap_base..__heap_end`) when its first request fits, and a 4 KiB granularity makes that
+/// request small, so an invocation that allocates little never grows its memory.
+#[cfg(all(target_arch = "wasm32", feature = "allocator"))]
+mod allocator {
+    use core::alloc::{GlobalAlloc, Layout};
+    use core::cell::UnsafeCell;
+
+    use dlmalloc::Dlmalloc;
+
+    #[cfg(target_feature = "atomics")]
+    compile_error!(
+        "the tenantry SDK's allocator is single-threaded; plugins are built without `atomics`"
+    );
+
+    /// Bytes dlmalloc asks the system for at least; 4 KiB fits the tail of the initial memory.
+    const GRANULARITY: usize = 4 << 10;
+
+    struct Heap(UnsafeCell<Dlmalloc>);
+
+    // SAFETY: wasm32 without the `atomics` target feature (refused above) runs one thread, so
+    // the `UnsafeCell` is never reached from two threads.
+    unsafe impl Sync for Heap {}
+
+    #[global_allocator]
+    static HEAP: Heap = Heap(UnsafeCell::new(
+        const {
+            let mut heap = Dlmalloc::new();
+            assert!(heap.set_granularity(GRANULARITY));
+            heap
+        },
+    ));
+
+    // SAFETY: each method forwards to the matching `Dlmalloc` method, which has the same
+    // contract as `GlobalAlloc`'s; the exclusive reference to the `Dlmalloc` is unique because
+    // there is one thread and dlmalloc never calls back into the global allocator.
+    unsafe impl GlobalAlloc for Heap {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: see the impl; the caller upholds `GlobalAlloc::alloc`'s contract.
+            unsafe { (*self.0.get()).malloc(layout.size(), layout.align()) }
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: see the impl; the caller upholds `GlobalAlloc::alloc_zeroed`'s contract.
+            unsafe { (*self.0.get()).calloc(layout.size(), layout.align()) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: see the impl; `ptr` was allocated here with `layout` (the caller's
+            // contract).
+            unsafe { (*self.0.get()).free(ptr, layout.size(), layout.align()) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            // SAFETY: see the impl; `ptr` was allocated here with `layout` and `new_size` is
+            // valid for it (the caller's contract).
+            unsafe { (*self.0.get()).realloc(ptr, layout.size(), layout.align(), new_size) }
+        }
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
 mod imports {
     // Must equal `crate::wire::IMPORT_MODULE`; `#[link]` only takes a literal. The
