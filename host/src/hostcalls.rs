@@ -149,17 +149,26 @@ fn refuse(state: &mut HostState, status: Status, message: String) -> Status {
     status
 }
 
-/// Copies a checked table name into `buf` and checks it against the ABI's naming rule.
+/// Checks a table name against the ABI's naming rule, through `buf`. `name` holds the last
+/// name that passed; a call naming the same table again (the common case) is only compared.
 fn copy_table<'b>(
     guest: &Guest<'_>,
     state: &mut HostState,
     range: GuestRange,
-    buf: &'b mut Vec<u8>,
+    buf: &mut Vec<u8>,
+    name: &'b mut String,
 ) -> Result<&'b str, Status> {
+    if !name.is_empty() && guest.equals(range, name.as_bytes()) {
+        return Ok(name);
+    }
     // One byte more than the longest name is enough to tell that a name is too long.
     guest.copy(range, wire::MAX_TABLE_NAME_LEN + 1, buf);
     match wire::validate_table_name(buf) {
-        Ok(name) => Ok(name),
+        Ok(valid) => {
+            name.clear();
+            name.push_str(valid);
+            Ok(name)
+        }
         Err(status) => Err(refuse(
             state,
             status,
@@ -269,7 +278,13 @@ fn get(
     let key = checked(&guest, function, key)?;
     let dst = dst.map(|dst| checked(&guest, function, dst)).transpose()?;
     with_scratch(state, |state, scratch| {
-        let table = match copy_table(&guest, state, table, &mut scratch.table) {
+        let table = match copy_table(
+            &guest,
+            state,
+            table,
+            &mut scratch.table,
+            &mut scratch.table_name,
+        ) {
             Ok(table) => table,
             Err(status) => return Ok(i64::from(status.code())),
         };
@@ -338,10 +353,11 @@ fn kv_put(
         with_scratch(state, |state, scratch| {
             let Scratch {
                 table: table_buf,
+                table_name,
                 key: key_buf,
                 value: value_buf,
             } = scratch;
-            let table = match copy_table(&guest, state, table, table_buf) {
+            let table = match copy_table(&guest, state, table, table_buf, table_name) {
                 Ok(table) => table,
                 Err(status) => return Ok(status.code()),
             };
@@ -391,7 +407,13 @@ fn kv_delete(mut caller: Call<'_>, tp: i32, tl: i32, kp: i32, kl: i32) -> wasmti
         let (guest, state) = memory::split(&memory, caller);
         let (table, key) = (checked(&guest, F, (tp, tl))?, checked(&guest, F, (kp, kl))?);
         with_scratch(state, |state, scratch| {
-            let table = match copy_table(&guest, state, table, &mut scratch.table) {
+            let table = match copy_table(
+                &guest,
+                state,
+                table,
+                &mut scratch.table,
+                &mut scratch.table_name,
+            ) {
                 Ok(table) => table,
                 Err(status) => return Ok(status.code()),
             };

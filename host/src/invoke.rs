@@ -49,6 +49,8 @@ impl ResourceLimiter for Limiter {
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     pub(crate) table: Vec<u8>,
+    /// The last table name that passed the ABI's naming rule.
+    pub(crate) table_name: String,
     pub(crate) key: Vec<u8>,
     pub(crate) value: Vec<u8>,
 }

@@ -151,6 +151,15 @@ impl Guest<'_> {
         }
     }
 
+    /// Whether the bytes of `range` are `bytes`.
+    pub(crate) fn equals(&self, range: GuestRange, bytes: &[u8]) -> bool {
+        range.len == bytes.len()
+            && self
+                .bytes
+                .get(range.start..range.start.saturating_add(range.len))
+                .is_some_and(|guest| guest == bytes)
+    }
+
     /// Copies `bytes` to the start of `range`, which must have room for all of them; nothing is
     /// written otherwise.
     pub(crate) fn write(
