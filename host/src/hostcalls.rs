@@ -608,7 +608,7 @@ fn debug_log(mut caller: Call<'_>, p: i32, l: i32) -> wasmtime::Result<i32> {
         state.debug_bytes += take as u32;
         let text = String::from_utf8_lossy(&text);
         let truncated = (l as u32 as usize) > take;
-        tracing::debug!(target: "tenantry::plugin", plugin = state.plugin_name(), truncated, "{}", text.escape_debug());
+        tracing::debug!(target: "tenantry::plugin", plugin = %state.plugin_name(), truncated, "{}", text.escape_debug());
         Ok(0)
     })
 }
