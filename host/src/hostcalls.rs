@@ -180,21 +180,20 @@ fn copy_table<'b>(
     }
 }
 
-/// Copies a checked key or value into `buf`; one longer than `max` is `status` (ABI §9).
-fn copy_bytes<'b>(
-    guest: &Guest<'_>,
+/// A checked key or value, borrowed from guest memory for the rest of the host call; one longer
+/// than `max` is `status` (ABI §9).
+fn bytes_arg<'g>(
+    guest: &'g Guest<'_>,
     state: &mut HostState,
     range: GuestRange,
     max: usize,
     status: Status,
-    buf: &'b mut Vec<u8>,
-) -> Result<&'b [u8], Status> {
+) -> Result<&'g [u8], Status> {
     if range.len() > max {
         let message = format!("{} bytes exceeds the limit of {max} bytes", range.len());
         return Err(refuse(state, status, message));
     }
-    guest.copy(range, max, buf);
-    Ok(buf)
+    Ok(guest.bytes(range))
 }
 
 /// Runs `body` with the state's argument buffers taken out of it, and puts them back.
@@ -288,14 +287,7 @@ fn get(
             Ok(table) => table,
             Err(status) => return Ok(i64::from(status.code())),
         };
-        let key = match copy_bytes(
-            &guest,
-            state,
-            key,
-            MAX_KEY_LEN,
-            Status::KeyTooLarge,
-            &mut scratch.key,
-        ) {
+        let key = match bytes_arg(&guest, state, key, MAX_KEY_LEN, Status::KeyTooLarge) {
             Ok(key) => key,
             Err(status) => return Ok(i64::from(status.code())),
         };
@@ -354,32 +346,17 @@ fn kv_put(
             let Scratch {
                 table: table_buf,
                 table_name,
-                key: key_buf,
-                value: value_buf,
             } = scratch;
             let table = match copy_table(&guest, state, table, table_buf, table_name) {
                 Ok(table) => table,
                 Err(status) => return Ok(status.code()),
             };
-            let key = match copy_bytes(
-                &guest,
-                state,
-                key,
-                MAX_KEY_LEN,
-                Status::KeyTooLarge,
-                key_buf,
-            ) {
+            let key = match bytes_arg(&guest, state, key, MAX_KEY_LEN, Status::KeyTooLarge) {
                 Ok(key) => key,
                 Err(status) => return Ok(status.code()),
             };
-            let value = match copy_bytes(
-                &guest,
-                state,
-                value,
-                MAX_VALUE_LEN,
-                Status::ValueTooLarge,
-                value_buf,
-            ) {
+            let value = match bytes_arg(&guest, state, value, MAX_VALUE_LEN, Status::ValueTooLarge)
+            {
                 Ok(value) => value,
                 Err(status) => return Ok(status.code()),
             };
@@ -417,14 +394,7 @@ fn kv_delete(mut caller: Call<'_>, tp: i32, tl: i32, kp: i32, kl: i32) -> wasmti
                 Ok(table) => table,
                 Err(status) => return Ok(status.code()),
             };
-            let key = match copy_bytes(
-                &guest,
-                state,
-                key,
-                MAX_KEY_LEN,
-                Status::KeyTooLarge,
-                &mut scratch.key,
-            ) {
+            let key = match bytes_arg(&guest, state, key, MAX_KEY_LEN, Status::KeyTooLarge) {
                 Ok(key) => key,
                 Err(status) => return Ok(status.code()),
             };

@@ -43,16 +43,14 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// Copies of a host call's table name, key and value, taken out of guest memory before the
-/// engine sees them. Kept between the calls of an invocation, so that after its first calls
-/// copying arguments allocates nothing.
+/// The table name of a host call, copied out of guest memory to be checked, and the last name
+/// that passed. Kept between the calls of an invocation, so that naming a table again costs a
+/// comparison and no allocation.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     pub(crate) table: Vec<u8>,
     /// The last table name that passed the ABI's naming rule.
     pub(crate) table_name: String,
-    pub(crate) key: Vec<u8>,
-    pub(crate) value: Vec<u8>,
 }
 
 /// Everything one store holds: exactly one tenant's handle, nothing that names another.
@@ -74,7 +72,7 @@ pub(crate) struct HostState {
     pub(crate) debug_bytes: u32,
     /// The result buffer that `result_read` copies from.
     pub(crate) result: Vec<u8>,
-    /// Buffers the host calls copy their arguments into, kept for the next call.
+    /// The buffers host calls check table names with, kept for the next call.
     pub(crate) scratch: Scratch,
     pub(crate) last_error: Option<String>,
     pub(crate) output: Option<Vec<u8>>,

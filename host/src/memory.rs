@@ -1,9 +1,16 @@
 //! The only module that touches guest memory.
 //!
 //! Every `(ptr, len)` from a guest is an untrusted pair of `u32`s: the end is computed with
-//! `checked_add`, the range is checked against the memory's current size, and bytes are copied
-//! into host buffers before anything else looks at them. A bad range ends the invocation with
-//! [`InvokeError::BadArguments`], never a host panic.
+//! `checked_add`, the range is checked against the memory's current size, and only then are the
+//! bytes looked at. A bad range ends the invocation with [`InvokeError::BadArguments`], never a
+//! host panic.
+//!
+//! Most host calls copy what they read into host buffers. The key and value arguments of the
+//! `kv_*` calls are instead handed to the engine as slices of guest memory ([`Guest::bytes`]),
+//! which saves a copy per call on the hottest path: the guest's memory is its own, not shared
+//! (a shared memory is not accepted as `memory`), and the guest is suspended during the host
+//! call, so those bytes cannot change while the engine reads them, and the borrow ends with the
+//! call.
 
 use wasmtime::{AsContext, AsContextMut, Memory, StoreContextMut};
 
@@ -140,6 +147,13 @@ impl Guest<'_> {
             start,
             len: len as usize,
         })
+    }
+
+    /// The bytes of `range`, borrowed for as long as this memory is.
+    pub(crate) fn bytes(&self, range: GuestRange) -> &[u8] {
+        self.bytes
+            .get(range.start..range.start.saturating_add(range.len))
+            .unwrap_or_default()
     }
 
     /// Replaces the contents of `into` with the first `max` bytes (at most) of `range`.
