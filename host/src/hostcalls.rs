@@ -1,7 +1,8 @@
 //! The host functions of import module `tenantry:v1` (see `sdk/ABI.md`).
 //!
 //! Each one: counts the call against [`crate::Limits::host_calls`] and checks the wall-clock
-//! deadline; copies the guest's byte ranges through [`crate::memory`]; calls the engine through
+//! deadline; checks every guest range before reading any, and reads (or, for `result_read` and
+//! `kv_get_into`, writes) guest bytes only through [`crate::memory`]; calls the engine through
 //! the invocation's one [`tenantry_engine::WriteTxn`]; records the call in the audit log (a
 //! put or delete is recorded once, by the engine, with the plugin as its origin); and returns a
 //! value, a negative [`Status`] for what the plugin can handle, or a trap for what it cannot.
