@@ -10,20 +10,8 @@ use wasmtime::{
 use crate::config::HostConfig;
 use crate::error::HostError;
 
-/// Bytes at the start of each pooled linear memory that are reset in place (memset, and a copy
-/// of the initial data) when an instance is dropped, instead of being returned to the kernel.
-///
-/// Every invocation is a fresh instance, so this reset is on the path of every invocation.
-/// Returning pages with `madvise` costs a system call and then a page fault for every page the
-/// next instance touches; on the reference machine that was about half of a no-op invocation
-/// (8 µs). Resetting in place costs a `memset` proportional to this size instead: plugins built
-/// like the ones in `plugins/` (a 32 KiB stack, see `plugins/.cargo/config.toml`) keep their
-/// stack, data and first heap page in the first 128 KiB, and a no-op invocation then takes about
-/// 4 µs. Pages beyond it are still returned to the kernel (in batches). wasmtime's
-/// `PAGEMAP_SCAN` mode, which resets only the pages written, was measured slower here (its
-/// `ioctl` alone cost about 1.3 µs per instance for a 128 KiB memory), so it stays off.
-const MEMORY_KEEP_RESIDENT: usize = 128 << 10;
-/// The same for tables: a plugin's function table fits in one page.
+/// Bytes of each pooled table reset in place, like [`HostConfig::pool_keep_resident_bytes`] for
+/// memories: a plugin's function table fits in one page.
 const TABLE_KEEP_RESIDENT: usize = 4 << 10;
 
 /// Builds the wasmtime engine for `config`.
@@ -38,8 +26,10 @@ pub(crate) fn engine(config: &HostConfig) -> Result<Engine, HostError> {
         .max_core_instance_size(1 << 20)
         // Return slots' memory to the kernel a few at a time, not one madvise per invocation.
         .decommit_batch_size(8)
-        .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
+        .linear_memory_keep_resident(config.pool_keep_resident_bytes)
         .table_keep_resident(TABLE_KEEP_RESIDENT)
+        // Resetting only the pages written (PAGEMAP_SCAN) was measured slower here: its ioctl
+        // alone cost about 1.3 µs per instance, more than the memset it saves for small memories.
         .pagemap_scan(Enabled::No);
     let mut cfg = Config::new();
     cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
