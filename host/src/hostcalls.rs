@@ -197,7 +197,7 @@ fn bytes_arg<'g>(
     Ok(guest.bytes(range))
 }
 
-/// Runs `body` with the state's argument buffers taken out of it, and puts them back.
+/// Runs `body` with the state's table-name buffers taken out of it, and puts them back.
 fn with_scratch<R>(
     state: &mut HostState,
     body: impl FnOnce(&mut HostState, &mut Scratch) -> R,
