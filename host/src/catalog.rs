@@ -16,7 +16,8 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use tenantry_engine::{TenantHandle, TenantId};
-use wasmtime::InstancePre;
+use tenantry_sdk::wire;
+use wasmtime::{InstancePre, ModuleExport};
 
 use crate::error::HostError;
 use crate::invoke::HostState;
@@ -49,6 +50,50 @@ pub(crate) type PluginRecord = PluginInfo;
 pub(crate) struct LoadedPlugin {
     pub(crate) info: PluginInfo,
     pub(crate) pre: InstancePre<HostState>,
+    /// The ABI exports, found once per version so that an invocation looks nothing up by name.
+    pub(crate) memory: ModuleExport,
+    pub(crate) alloc: ModuleExport,
+    /// The plugin functions, sorted by name as [`PluginInfo::exports`] is.
+    functions: Vec<(String, ModuleExport)>,
+}
+
+impl LoadedPlugin {
+    /// Indexes the exports of a module that passed [`crate::validate::check_abi`].
+    ///
+    /// # Errors
+    /// A message naming an export the module lacks.
+    pub(crate) fn new(info: PluginInfo, pre: InstancePre<HostState>) -> Result<Self, String> {
+        let module = pre.module();
+        let index = |name: &str| {
+            module
+                .get_export_index(name)
+                .ok_or_else(|| format!("the module exports no `{name}`"))
+        };
+        let memory = index(wire::export::MEMORY)?;
+        let alloc = index(wire::export::ALLOC)?;
+        let mut functions = info
+            .exports
+            .iter()
+            .map(|name| Ok((name.clone(), index(name)?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        functions.sort_by(|(a, _), (b, _)| a.cmp(b));
+        Ok(LoadedPlugin {
+            info,
+            pre,
+            memory,
+            alloc,
+            functions,
+        })
+    }
+
+    /// The export index of plugin function `name`, if the plugin has one.
+    pub(crate) fn function(&self, name: &str) -> Option<&ModuleExport> {
+        self.functions
+            .binary_search_by(|(f, _)| f.as_str().cmp(name))
+            .ok()
+            .and_then(|i| self.functions.get(i))
+            .map(|(_, export)| export)
+    }
 }
 
 /// The in-memory view of installed plugins.

@@ -143,7 +143,7 @@ impl PluginHost {
             size: wasm.len() as u64,
             installed_micros: now_micros(),
         };
-        let plugin = Arc::new(LoadedPlugin { info, pre });
+        let plugin = Arc::new(LoadedPlugin::new(info, pre).map_err(HostError::Abi)?);
         self.check_version(&plugin, self.limits(reserved)?)?;
         let mut txn = reserved.begin_write()?;
         if txn.get(catalog::CODE, version.as_bytes())?.is_none() {
@@ -174,14 +174,25 @@ impl PluginHost {
 
     /// Instantiates a freshly compiled plugin once, outside any tenant, to run its start
     /// function under the limits and check `tenantry_abi_version`.
-    fn check_version(&self, plugin: &LoadedPlugin, limits: Limits) -> Result<(), HostError> {
+    fn check_version(&self, plugin: &Arc<LoadedPlugin>, limits: Limits) -> Result<(), HostError> {
         let _slot = take_slot(
             &self.inner.pool_in_use,
             self.inner.config.pool_instances,
             "instance pool",
         )
         .map_err(|e| HostError::Abi(e.to_string()))?;
-        let mut store = self.store(None, limits, &plugin.info.name)?;
+        let state = HostState::new(
+            None,
+            Arc::clone(plugin),
+            0,
+            limits,
+            self.inner.config.audit_host_calls,
+            Instant::now(),
+        );
+        let mut store = self.store(state);
+        store
+            .set_fuel(limits.fuel)
+            .map_err(|e| HostError::Runtime(e.to_string()))?;
         let abi = |e: InvokeError| HostError::Abi(format!("checking the module failed: {e}"));
         let instance = plugin
             .pre
@@ -200,26 +211,16 @@ impl PluginHost {
         Ok(())
     }
 
-    fn store(
-        &self,
-        handle: Option<TenantHandle>,
-        limits: Limits,
-        plugin: &str,
-    ) -> Result<Store<HostState>, HostError> {
-        let audit = self.inner.config.audit_host_calls;
-        let mut store = Store::new(
-            &self.inner.wasm,
-            HostState::new(handle, limits, audit, plugin),
-        );
-        store.limiter(|s| &mut s.limiter);
-        store
-            .set_fuel(limits.fuel)
-            .map_err(|e| HostError::Runtime(e.to_string()))?;
+    /// A store for `state`, with its memory limiter and wall-clock deadline; the caller sets
+    /// its fuel.
+    fn store(&self, state: HostState) -> Store<HostState> {
         let tick = self.inner.config.epoch_tick.as_nanos().max(1);
-        let ticks = limits.wall_time.as_nanos().div_ceil(tick).max(1);
+        let ticks = state.limits.wall_time.as_nanos().div_ceil(tick).max(1);
+        let mut store = Store::new(&self.inner.wasm, state);
+        store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store.epoch_deadline_trap();
-        Ok(store)
+        store
     }
 
     /// The plugins installed for the context's tenant, by name.
@@ -370,7 +371,7 @@ impl PluginHost {
             .linker
             .instantiate_pre(&module)
             .map_err(|e| InvokeError::Abi(format!("{e:#}")))?;
-        let plugin = Arc::new(LoadedPlugin { info, pre });
+        let plugin = Arc::new(LoadedPlugin::new(info, pre).map_err(InvokeError::Abi)?);
         self.inner.catalog.insert(tenant, Arc::clone(&plugin));
         Ok(plugin)
     }
@@ -401,12 +402,12 @@ impl PluginHost {
         let tenant = handle.tenant_id();
         let limits = self.limits(&handle)?;
         let loaded = self.plugin(&handle, plugin)?;
-        if !loaded.info.exports.iter().any(|f| f == function) {
+        let Some(&export) = loaded.function(function) else {
             return Err(InvokeError::UnknownFunction {
                 plugin: plugin.to_owned(),
                 function: function.chars().take(100).collect(),
             });
-        }
+        };
         let id = self.inner.next_invocation.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!(
             "tenantry.invoke",
@@ -420,21 +421,19 @@ impl PluginHost {
             outcome = tracing::field::Empty,
         );
         let _entered = span.enter();
-        let short = &loaded.info.version[..loaded.info.version.len().min(16)];
-        let origin = format!("plugin {plugin}@{short} invocation {id}");
-        let summary = AuditEvent::new("plugin.invoke").target(format!("{plugin}/{function}"));
         let counter = self.tenant_counter(tenant);
-        let handle = handle.with_origin(origin);
-        let result = (|| {
-            if input.len() > limits.input_bytes as usize {
-                return (
-                    None,
-                    Err(InvokeError::InputTooLarge {
-                        len: input.len(),
-                        limit: limits.input_bytes,
-                    }),
-                );
-            }
+        let audit = self.inner.config.audit_host_calls;
+        let state = HostState::new(Some(handle), loaded, id, limits, audit, started);
+        let (state, result) = if input.len() > limits.input_bytes as usize {
+            let len = input.len();
+            (
+                state,
+                Err(InvokeError::InputTooLarge {
+                    len,
+                    limit: limits.input_bytes,
+                }),
+            )
+        } else {
             let slots = take_slot(&counter, limits.concurrency, "tenant concurrency").and_then(
                 |tenant_slot| {
                     let pool = take_slot(
@@ -446,42 +445,44 @@ impl PluginHost {
                 },
             );
             let _slots = match slots {
-                Ok(s) => s,
-                Err(e) => return (None, Err(e)),
+                Ok(slots) => slots,
+                // Refused before it ran: nothing happened, nothing to roll back.
+                Err(busy) => return Err(record_outcome(&span, started, busy)),
             };
-            let mut store = match self.store(Some(handle.clone()), limits, plugin) {
-                Ok(s) => s,
-                Err(e) => return (None, Err(e.into())),
+            let mut store = self.store(state);
+            let result = match store.set_fuel(limits.fuel) {
+                Ok(()) => invoke::run(&mut store, &export, function, input),
+                Err(e) => Err(InvokeError::Abi(format!("fuel could not be set: {e}"))),
             };
-            let result = invoke::run(&mut store, &loaded, function, input);
-            let fuel = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-            span.record("fuel", fuel);
-            span.record("host_calls", store.data().host_calls);
-            (Some(store.into_data()), result)
-        })();
-        let (state, result) = result;
-        let state = state.unwrap_or_else(|| {
-            HostState::new(
-                Some(handle),
-                limits,
-                self.inner.config.audit_host_calls,
-                plugin,
-            )
-        });
-        let summary = summary.message(format!("{} host calls", state.host_calls));
-        let result = if matches!(result, Err(InvokeError::Busy { .. })) {
-            result // refused before it ran: nothing happened, nothing to roll back
-        } else {
-            invoke::finish(state, result, summary)
+            if !span.is_disabled() {
+                let fuel = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+                span.record("fuel", fuel);
+                span.record("host_calls", store.data().host_calls);
+            }
+            (store.into_data(), result)
         };
-        span.record("duration_us", started.elapsed().as_micros() as u64);
-        match &result {
-            Ok(_) => span.record("outcome", "ok"),
-            Err(e) => span.record("outcome", tracing::field::display(e)),
-        };
-        tracing::debug!("invocation finished");
-        result
+        match invoke::finish(state, function, result) {
+            Ok(output) => {
+                if !span.is_disabled() {
+                    span.record("duration_us", started.elapsed().as_micros() as u64);
+                    span.record("outcome", "ok");
+                }
+                tracing::debug!("invocation finished");
+                Ok(output)
+            }
+            Err(err) => Err(record_outcome(&span, started, err)),
+        }
     }
+}
+
+/// Records a failed invocation's outcome on its span; returns the error.
+fn record_outcome(span: &tracing::Span, started: Instant, err: InvokeError) -> InvokeError {
+    if !span.is_disabled() {
+        span.record("duration_us", started.elapsed().as_micros() as u64);
+        span.record("outcome", tracing::field::display(&err));
+    }
+    tracing::debug!("invocation finished");
+    err
 }
 
 impl std::fmt::Debug for PluginHost {

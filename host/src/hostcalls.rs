@@ -1,7 +1,8 @@
 //! The host functions of import module `tenantry:v1` (see `sdk/ABI.md`).
 //!
 //! Each one: counts the call against [`crate::Limits::host_calls`] and checks the wall-clock
-//! deadline; copies the guest's byte ranges through [`crate::memory`]; calls the engine through
+//! deadline; checks every guest range before reading any, and reads (or, for `result_read` and
+//! `kv_get_into`, writes) guest bytes only through [`crate::memory`]; calls the engine through
 //! the invocation's one [`tenantry_engine::WriteTxn`]; records the call in the audit log (a
 //! put or delete is recorded once, by the engine, with the plugin as its origin); and returns a
 //! value, a negative [`Status`] for what the plugin can handle, or a trap for what it cannot.
@@ -16,8 +17,8 @@ use tenantry_sdk::wire::{self, ScanRequest, ScanResponseBuilder, ScanSelector, S
 use wasmtime::{Caller, Linker};
 
 use crate::error::InvokeError;
-use crate::invoke::HostState;
-use crate::memory;
+use crate::invoke::{HostState, Scratch};
+use crate::memory::{self, Guest, GuestRange};
 
 type Call<'a> = Caller<'a, HostState>;
 
@@ -33,6 +34,7 @@ const MAX_PAGE_BYTES: usize = 1 << 20;
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let m = wire::IMPORT_MODULE;
     linker.func_wrap(m, wire::import::KV_GET, kv_get)?;
+    linker.func_wrap(m, wire::import::KV_GET_INTO, kv_get_into)?;
     linker.func_wrap(m, wire::import::KV_PUT, kv_put)?;
     linker.func_wrap(m, wire::import::KV_DELETE, kv_delete)?;
     linker.func_wrap(m, wire::import::KV_SCAN, kv_scan)?;
@@ -132,39 +134,78 @@ fn recoverable(state: &mut HostState, err: EngineError) -> Result<Status, Invoke
     }
 }
 
-/// Reads a key or value: a bad range traps, one longer than `max` is `status` (ABI §9).
-fn read_sized(
-    caller: &mut Call<'_>,
+/// Checks a guest range of a host call (ABI §1); a bad one ends the invocation.
+fn checked(
+    guest: &Guest<'_>,
     function: &'static str,
-    ptr: i32,
-    len: i32,
-    max: usize,
-    status: Status,
-) -> Result<Result<Vec<u8>, Status>, InvokeError> {
-    check(caller, function, ptr, len)?;
-    if len as u32 as usize > max {
-        let state = caller.data_mut();
-        state.last_error = Some(format!(
-            "{} bytes exceeds the limit of {max} bytes",
-            len as u32
-        ));
-        state.result.clear();
-        return Ok(Err(status));
-    }
-    read(caller, function, ptr, len, max).map(Ok)
+    (ptr, len): (i32, i32),
+) -> Result<GuestRange, InvokeError> {
+    guest.range(function, ptr as u32, len as u32)
 }
 
-/// Reads a table name: a bad range traps, a bad name is a status.
-fn read_table(
-    caller: &mut Call<'_>,
-    function: &'static str,
-    ptr: i32,
-    len: i32,
-) -> Result<Result<String, Status>, InvokeError> {
-    check(caller, function, ptr, len)?;
-    let take = (len as u32 as usize).min(wire::MAX_TABLE_NAME_LEN + 1);
-    let bytes = read(caller, function, ptr, take as i32, take)?;
-    Ok(table_name(caller.data_mut(), &bytes))
+/// Records why a call failed with `status`, for `last_error`, and empties the result buffer.
+fn refuse(state: &mut HostState, status: Status, message: String) -> Status {
+    state.last_error = Some(message);
+    state.result.clear();
+    status
+}
+
+/// Checks a table name against the ABI's naming rule, through `buf`. `name` holds the last
+/// name that passed; a call naming the same table again (the common case) is only compared.
+fn copy_table<'b>(
+    guest: &Guest<'_>,
+    state: &mut HostState,
+    range: GuestRange,
+    buf: &mut Vec<u8>,
+    name: &'b mut String,
+) -> Result<&'b str, Status> {
+    if !name.is_empty() && guest.equals(range, name.as_bytes()) {
+        return Ok(name);
+    }
+    // One byte more than the longest name is enough to tell that a name is too long.
+    guest.copy(range, wire::MAX_TABLE_NAME_LEN + 1, buf);
+    match wire::validate_table_name(buf) {
+        Ok(valid) => {
+            name.clear();
+            name.push_str(valid);
+            Ok(name)
+        }
+        Err(status) => Err(refuse(
+            state,
+            status,
+            format!(
+                "invalid table name {:?}",
+                String::from_utf8_lossy(buf.get(..80).unwrap_or(buf))
+            ),
+        )),
+    }
+}
+
+/// A checked key or value, borrowed from guest memory for the rest of the host call; one longer
+/// than `max` is `status` (ABI §9).
+fn bytes_arg<'g>(
+    guest: &'g Guest<'_>,
+    state: &mut HostState,
+    range: GuestRange,
+    max: usize,
+    status: Status,
+) -> Result<&'g [u8], Status> {
+    if range.len() > max {
+        let message = format!("{} bytes exceeds the limit of {max} bytes", range.len());
+        return Err(refuse(state, status, message));
+    }
+    Ok(guest.bytes(range))
+}
+
+/// Runs `body` with the state's table-name buffers taken out of it, and puts them back.
+fn with_scratch<R>(
+    state: &mut HostState,
+    body: impl FnOnce(&mut HostState, &mut Scratch) -> R,
+) -> R {
+    let mut scratch = std::mem::take(&mut state.scratch);
+    let result = body(state, &mut scratch);
+    state.scratch = scratch;
+    result
 }
 
 fn table_name(state: &mut HostState, bytes: &[u8]) -> Result<String, Status> {
@@ -203,21 +244,65 @@ fn count_write(state: &mut HostState, bytes: usize) -> Result<(), InvokeError> {
 
 fn kv_get(mut caller: Call<'_>, tp: i32, tl: i32, kp: i32, kl: i32) -> wasmtime::Result<i64> {
     guarded(&mut caller, |caller| {
-        let table = read_table(caller, "kv_get", tp, tl)?;
-        let key = read_sized(caller, "kv_get", kp, kl, MAX_KEY_LEN, Status::KeyTooLarge)?;
-        let (table, key) = match (table, key) {
-            (Ok(t), Ok(k)) => (t, k),
-            (Err(status), _) | (_, Err(status)) => return Ok(i64::from(status.code())),
+        get(caller, "kv_get", (tp, tl), (kp, kl), None)
+    })
+}
+
+fn kv_get_into(
+    mut caller: Call<'_>,
+    tp: i32,
+    tl: i32,
+    kp: i32,
+    kl: i32,
+    dp: i32,
+    dc: i32,
+) -> wasmtime::Result<i64> {
+    guarded(&mut caller, |caller| {
+        get(caller, "kv_get_into", (tp, tl), (kp, kl), Some((dp, dc)))
+    })
+}
+
+/// `kv_get`, and with a destination `kv_get_into`: the value goes to the result buffer and,
+/// when it fits, to the destination too.
+fn get(
+    caller: &mut Call<'_>,
+    function: &'static str,
+    table: (i32, i32),
+    key: (i32, i32),
+    dst: Option<(i32, i32)>,
+) -> Result<i64, InvokeError> {
+    let memory = guest_memory(caller)?;
+    let (mut guest, state) = memory::split(&memory, caller);
+    // Every range is checked before any byte is read or written (ABI §6).
+    let table = checked(&guest, function, table)?;
+    let key = checked(&guest, function, key)?;
+    let dst = dst.map(|dst| checked(&guest, function, dst)).transpose()?;
+    with_scratch(state, |state, scratch| {
+        let table = match copy_table(
+            &guest,
+            state,
+            table,
+            &mut scratch.table,
+            &mut scratch.table_name,
+        ) {
+            Ok(table) => table,
+            Err(status) => return Ok(i64::from(status.code())),
         };
-        let state = caller.data_mut();
-        let got = state.txn()?.get(&table, &key);
+        let key = match bytes_arg(&guest, state, key, MAX_KEY_LEN, Status::KeyTooLarge) {
+            Ok(key) => key,
+            Err(status) => return Ok(i64::from(status.code())),
+        };
+        let got = state.txn()?.get(table, key);
         let audit = state.audit;
-        let event = || AuditEvent::new("kv.get").target(audit_target(&table, &key));
+        let event = || AuditEvent::new("kv.get").target(audit_target(table, key));
         match got {
             Ok(Some(value)) => {
                 count_read(state, key.len() + value.len())?;
                 if audit {
                     state.audit(event().message(format!("found, {} bytes", value.len())))?;
+                }
+                if let Some(dst) = dst.filter(|dst| value.len() <= dst.len()) {
+                    guest.write(function, dst, &value)?;
                 }
                 let len = value.len() as i64;
                 state.result = value;
@@ -249,68 +334,84 @@ fn kv_put(
     vp: i32,
     vl: i32,
 ) -> wasmtime::Result<i32> {
+    const F: &str = "kv_put";
     guarded(&mut caller, |caller| {
-        let table = read_table(caller, "kv_put", tp, tl)?;
-        let key = read_sized(caller, "kv_put", kp, kl, MAX_KEY_LEN, Status::KeyTooLarge)?;
-        let value = read_sized(
-            caller,
-            "kv_put",
-            vp,
-            vl,
-            MAX_VALUE_LEN,
-            Status::ValueTooLarge,
-        )?;
-        let (table, key, value) = match (table, key, value) {
-            (Ok(t), Ok(k), Ok(v)) => (t, k, v),
-            (Err(status), _, _) | (_, Err(status), _) | (_, _, Err(status)) => {
-                return Ok(status.code());
+        let memory = guest_memory(caller)?;
+        let (guest, state) = memory::split(&memory, caller);
+        let (table, key, value) = (
+            checked(&guest, F, (tp, tl))?,
+            checked(&guest, F, (kp, kl))?,
+            checked(&guest, F, (vp, vl))?,
+        );
+        with_scratch(state, |state, scratch| {
+            let Scratch {
+                table: table_buf,
+                table_name,
+            } = scratch;
+            let table = match copy_table(&guest, state, table, table_buf, table_name) {
+                Ok(table) => table,
+                Err(status) => return Ok(status.code()),
+            };
+            let key = match bytes_arg(&guest, state, key, MAX_KEY_LEN, Status::KeyTooLarge) {
+                Ok(key) => key,
+                Err(status) => return Ok(status.code()),
+            };
+            let value = match bytes_arg(&guest, state, value, MAX_VALUE_LEN, Status::ValueTooLarge)
+            {
+                Ok(value) => value,
+                Err(status) => return Ok(status.code()),
+            };
+            count_write(state, key.len() + value.len())?;
+            // The engine records the put itself, once, with the plugin as its origin.
+            match state.txn()?.put(table, key, value) {
+                Ok(()) => Ok(0),
+                Err(err) => {
+                    let event = AuditEvent::new("kv.put")
+                        .target(audit_target(table, key))
+                        .outcome(Outcome::Denied(err.to_string()));
+                    let status = recoverable(state, err)?;
+                    state.audit(event)?;
+                    Ok(status.code())
+                }
             }
-        };
-        let state = caller.data_mut();
-        count_write(state, key.len() + value.len())?;
-        // The engine records the put itself, once, with the plugin as its origin.
-        match state.txn()?.put(&table, &key, &value) {
-            Ok(()) => Ok(0),
-            Err(err) => {
-                let event = AuditEvent::new("kv.put")
-                    .target(audit_target(&table, &key))
-                    .outcome(Outcome::Denied(err.to_string()));
-                let status = recoverable(state, err)?;
-                state.audit(event)?;
-                Ok(status.code())
-            }
-        }
+        })
     })
 }
 
 fn kv_delete(mut caller: Call<'_>, tp: i32, tl: i32, kp: i32, kl: i32) -> wasmtime::Result<i32> {
+    const F: &str = "kv_delete";
     guarded(&mut caller, |caller| {
-        let table = read_table(caller, "kv_delete", tp, tl)?;
-        let key = read_sized(
-            caller,
-            "kv_delete",
-            kp,
-            kl,
-            MAX_KEY_LEN,
-            Status::KeyTooLarge,
-        )?;
-        let (table, key) = match (table, key) {
-            (Ok(t), Ok(k)) => (t, k),
-            (Err(status), _) | (_, Err(status)) => return Ok(status.code()),
-        };
-        let state = caller.data_mut();
-        count_write(state, key.len())?;
-        match state.txn()?.delete(&table, &key) {
-            Ok(existed) => Ok(i32::from(existed)),
-            Err(err) => {
-                let event = AuditEvent::new("kv.delete")
-                    .target(audit_target(&table, &key))
-                    .outcome(Outcome::Denied(err.to_string()));
-                let status = recoverable(state, err)?;
-                state.audit(event)?;
-                Ok(status.code())
+        let memory = guest_memory(caller)?;
+        let (guest, state) = memory::split(&memory, caller);
+        let (table, key) = (checked(&guest, F, (tp, tl))?, checked(&guest, F, (kp, kl))?);
+        with_scratch(state, |state, scratch| {
+            let table = match copy_table(
+                &guest,
+                state,
+                table,
+                &mut scratch.table,
+                &mut scratch.table_name,
+            ) {
+                Ok(table) => table,
+                Err(status) => return Ok(status.code()),
+            };
+            let key = match bytes_arg(&guest, state, key, MAX_KEY_LEN, Status::KeyTooLarge) {
+                Ok(key) => key,
+                Err(status) => return Ok(status.code()),
+            };
+            count_write(state, key.len())?;
+            match state.txn()?.delete(table, key) {
+                Ok(existed) => Ok(i32::from(existed)),
+                Err(err) => {
+                    let event = AuditEvent::new("kv.delete")
+                        .target(audit_target(table, key))
+                        .outcome(Outcome::Denied(err.to_string()));
+                    let status = recoverable(state, err)?;
+                    state.audit(event)?;
+                    Ok(status.code())
+                }
             }
-        }
+        })
     })
 }
 
@@ -478,7 +579,7 @@ fn debug_log(mut caller: Call<'_>, p: i32, l: i32) -> wasmtime::Result<i32> {
         state.debug_bytes += take as u32;
         let text = String::from_utf8_lossy(&text);
         let truncated = (l as u32 as usize) > take;
-        tracing::debug!(target: "tenantry::plugin", plugin = %state.plugin, truncated, "{}", text.escape_debug());
+        tracing::debug!(target: "tenantry::plugin", plugin = %state.plugin_name(), truncated, "{}", text.escape_debug());
         Ok(0)
     })
 }
@@ -501,10 +602,11 @@ fn output(mut caller: Call<'_>, p: i32, l: i32) -> wasmtime::Result<i32> {
 fn result_read(mut caller: Call<'_>, p: i32, l: i32) -> wasmtime::Result<i32> {
     guarded(&mut caller, |caller| {
         let memory = guest_memory(caller)?;
-        memory::check(&memory, &*caller, "result_read", p as u32, l as u32)?;
-        let take = (l as u32 as usize).min(caller.data().result.len());
-        let bytes = caller.data().result[..take].to_vec();
-        memory::write(&memory, &mut *caller, "result_read", p as u32, &bytes)?;
+        let (mut guest, state) = memory::split(&memory, caller);
+        let dst = checked(&guest, "result_read", (p, l))?;
+        let take = dst.len().min(state.result.len());
+        let bytes = state.result.get(..take).unwrap_or_default();
+        guest.write("result_read", dst, bytes)?;
         Ok(take as i32)
     })
 }

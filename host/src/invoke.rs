@@ -1,10 +1,11 @@
 //! One invocation: a fresh instance, its limits, its transaction, and how it ends.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use tenantry_engine::{AuditEvent, Outcome, TenantHandle, WriteTxn};
 use tenantry_sdk::wire;
-use wasmtime::{Memory, ResourceLimiter, Store, Trap};
+use wasmtime::{Extern, Memory, ModuleExport, ResourceLimiter, Store, Trap};
 
 use crate::catalog::LoadedPlugin;
 use crate::config::Limits;
@@ -42,10 +43,23 @@ impl ResourceLimiter for Limiter {
     }
 }
 
+/// The table name of a host call, copied out of guest memory to be checked, and the last name
+/// that passed. Kept between the calls of an invocation, so that naming a table again costs a
+/// comparison and no allocation.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    pub(crate) table: Vec<u8>,
+    /// The last table name that passed the ABI's naming rule.
+    pub(crate) table_name: String,
+}
+
 /// Everything one store holds: exactly one tenant's handle, nothing that names another.
 pub(crate) struct HostState {
     /// `None` while a module is checked at install: host calls then fail.
-    pub(crate) handle: Option<TenantHandle>,
+    handle: Option<TenantHandle>,
+    /// The plugin version running and the invocation's id: the origin of its audit entries.
+    plugin: Arc<LoadedPlugin>,
+    invocation: u64,
     /// Begun on the first host call that needs it, so pure computations touch no storage.
     pub(crate) txn: Option<WriteTxn>,
     pub(crate) memory: Option<Memory>,
@@ -58,48 +72,73 @@ pub(crate) struct HostState {
     pub(crate) debug_bytes: u32,
     /// The result buffer that `result_read` copies from.
     pub(crate) result: Vec<u8>,
+    /// The buffers host calls check table names with, kept for the next call.
+    pub(crate) scratch: Scratch,
     pub(crate) last_error: Option<String>,
     pub(crate) output: Option<Vec<u8>>,
     /// Why a host function ended the invocation; takes precedence over the trap it caused.
     pub(crate) failure: Option<InvokeError>,
     pub(crate) audit: bool,
-    pub(crate) plugin: String,
 }
 
 impl HostState {
+    /// The state of invocation `invocation` of `plugin`, started at `started`; `handle` is
+    /// `None` while a module is checked at install.
     pub(crate) fn new(
         handle: Option<TenantHandle>,
+        plugin: Arc<LoadedPlugin>,
+        invocation: u64,
         limits: Limits,
         audit: bool,
-        plugin: &str,
+        started: Instant,
     ) -> Self {
         HostState {
             handle,
+            plugin,
+            invocation,
             txn: None,
             memory: None,
             limiter: Limiter {
                 max_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
                 refused: false,
             },
-            deadline: Instant::now() + limits.wall_time,
+            deadline: started + limits.wall_time,
             limits,
             host_calls: 0,
             bytes_read: 0,
             bytes_written: 0,
             debug_bytes: 0,
             result: Vec::new(),
+            scratch: Scratch::default(),
             last_error: None,
             output: None,
             failure: None,
             audit,
-            plugin: plugin.to_owned(),
         }
+    }
+
+    /// The name of the plugin running.
+    pub(crate) fn plugin_name(&self) -> &str {
+        &self.plugin.info.name
+    }
+
+    /// A handle whose audit entries name the plugin, its version and the invocation as their
+    /// origin. Built only when the invocation touches storage or fails, so an invocation that
+    /// does neither formats no origin.
+    fn origin_handle(&self) -> Option<TenantHandle> {
+        let handle = self.handle.as_ref()?;
+        let info = &self.plugin.info;
+        let short = info.version.get(..16).unwrap_or(&info.version);
+        Some(handle.with_origin(format!(
+            "plugin {}@{short} invocation {}",
+            info.name, self.invocation
+        )))
     }
 
     /// The invocation's transaction, begun on first use.
     pub(crate) fn txn(&mut self) -> Result<&mut WriteTxn, InvokeError> {
         if self.txn.is_none() {
-            let handle = self.handle.as_ref().ok_or_else(|| {
+            let handle = self.origin_handle().ok_or_else(|| {
                 InvokeError::Abi(
                     "host calls are not available while a module is checked at install".into(),
                 )
@@ -127,26 +166,29 @@ impl HostState {
     }
 }
 
-/// Instantiates `plugin` in `store` and calls `function` with `input`; returns the output.
+/// Instantiates the plugin of `store` and calls its export `function` (named `name`) with
+/// `input`; returns the output.
 pub(crate) fn run(
     store: &mut Store<HostState>,
-    plugin: &LoadedPlugin,
-    function: &str,
+    function: &ModuleExport,
+    name: &str,
     input: &[u8],
 ) -> Result<Vec<u8>, InvokeError> {
+    let plugin = Arc::clone(&store.data().plugin);
     let instance = plugin
         .pre
         .instantiate(&mut *store)
         .map_err(|e| classify(store, e))?;
     let memory = instance
-        .get_memory(&mut *store, wire::export::MEMORY)
+        .get_module_export(&mut *store, &plugin.memory)
+        .and_then(Extern::into_memory)
         .ok_or_else(|| InvokeError::Abi("the module exports no memory".into()))?;
     store.data_mut().memory = Some(memory);
-    let alloc = instance
-        .get_typed_func::<i32, i32>(&mut *store, wire::export::ALLOC)
-        .map_err(|e| InvokeError::Abi(e.to_string()))?;
     let func = instance
-        .get_typed_func::<(i32, i32), i32>(&mut *store, function)
+        .get_module_export(&mut *store, function)
+        .and_then(Extern::into_func)
+        .ok_or_else(|| InvokeError::Abi(format!("the module exports no function `{name}`")))?
+        .typed::<(i32, i32), i32>(&*store)
         .map_err(|e| InvokeError::Abi(e.to_string()))?;
     let len = u32::try_from(input.len()).map_err(|_| InvokeError::InputTooLarge {
         len: input.len(),
@@ -156,6 +198,12 @@ pub(crate) fn run(
     let ptr = if len == 0 {
         0
     } else {
+        let alloc = instance
+            .get_module_export(&mut *store, &plugin.alloc)
+            .and_then(Extern::into_func)
+            .ok_or_else(|| InvokeError::Abi("the module exports no allocator".into()))?
+            .typed::<i32, i32>(&*store)
+            .map_err(|e| InvokeError::Abi(e.to_string()))?;
         let ptr = alloc
             .call(&mut *store, len as i32)
             .map_err(|e| classify(store, e))? as u32;
@@ -181,7 +229,7 @@ pub(crate) fn run(
             String::from_utf8_lossy(&output[..output.len().min(4096)]).into_owned(),
         )),
         other => Err(InvokeError::Abi(format!(
-            "function `{function}` returned status {other}, not 0 or 1"
+            "function `{name}` returned status {other}, not 0 or 1"
         ))),
     }
 }
@@ -209,36 +257,40 @@ fn classify(store: &mut Store<HostState>, err: wasmtime::Error) -> InvokeError {
     }
 }
 
-/// Commits or rolls back the invocation's transaction and records how it ended.
+/// Commits or rolls back the invocation's transaction and records how it ended, as a
+/// `plugin.invoke` entry targeting `plugin/function`.
 pub(crate) fn finish(
-    state: HostState,
+    mut state: HostState,
+    function: &str,
     result: Result<Vec<u8>, InvokeError>,
-    summary: AuditEvent,
 ) -> Result<Vec<u8>, InvokeError> {
-    let HostState {
-        handle, txn, audit, ..
-    } = state;
+    let summary = |state: &HostState| {
+        AuditEvent::new("plugin.invoke")
+            .target(format!("{}/{function}", state.plugin_name()))
+            .message(format!("{} host calls", state.host_calls))
+    };
     match result {
         Ok(output) => {
-            let Some(mut txn) = txn else {
+            let Some(mut txn) = state.txn.take() else {
                 return Ok(output); // no host call: nothing touched, nothing to record
             };
-            if audit {
-                txn.audit_event(summary)?;
+            if state.audit {
+                txn.audit_event(summary(&state))?;
             }
             txn.commit()?;
             Ok(output)
         }
         Err(err) => {
             let reason = err.to_string();
-            let txn = match (txn, handle) {
-                (Some(txn), _) => Some(txn),
-                (None, Some(handle)) => handle.begin_write().ok(),
-                (None, None) => None,
+            let txn = match state.txn.take() {
+                Some(txn) => Some(txn),
+                None => state
+                    .origin_handle()
+                    .and_then(|handle| handle.begin_write().ok()),
             };
             if let Some(mut txn) = txn {
                 // A failure is always recorded, even with host-call auditing off.
-                let event = summary.outcome(Outcome::Failed(reason.clone()));
+                let event = summary(&state).outcome(Outcome::Failed(reason.clone()));
                 if let Err(audit_err) = txn.audit_event(event) {
                     tracing::warn!(%audit_err, "could not add the failure to the audit log");
                 }

@@ -3,11 +3,16 @@
 use std::time::Duration;
 
 use wasmtime::{
-    Config, Engine, EngineWeak, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
+    Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, OptLevel,
+    PoolingAllocationConfig,
 };
 
 use crate::config::HostConfig;
 use crate::error::HostError;
+
+/// Bytes of each pooled table reset in place, like [`HostConfig::pool_keep_resident_bytes`] for
+/// memories: a plugin's function table fits in one page.
+const TABLE_KEEP_RESIDENT: usize = 4 << 10;
 
 /// Builds the wasmtime engine for `config`.
 pub(crate) fn engine(config: &HostConfig) -> Result<Engine, HostError> {
@@ -20,7 +25,12 @@ pub(crate) fn engine(config: &HostConfig) -> Result<Engine, HostError> {
         .max_memory_size(usize::try_from(config.pool_memory_bytes).unwrap_or(usize::MAX))
         .max_core_instance_size(1 << 20)
         // Return slots' memory to the kernel a few at a time, not one madvise per invocation.
-        .decommit_batch_size(8);
+        .decommit_batch_size(8)
+        .linear_memory_keep_resident(config.pool_keep_resident_bytes)
+        .table_keep_resident(TABLE_KEEP_RESIDENT)
+        // Resetting only the pages written (PAGEMAP_SCAN) was measured slower here: its ioctl
+        // alone cost about 1.3 µs per instance, more than the memset it saves for small memories.
+        .pagemap_scan(Enabled::No);
     let mut cfg = Config::new();
     cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .consume_fuel(true)

@@ -1,6 +1,7 @@
 ;; Passes out-of-bounds and overflowing (ptr, len) pairs to every host function, one export per case; memory is 1 page (65536 bytes). Every export must trap without the host reading or writing outside the guest's memory, and without side effects.
 (module
   (import "tenantry:v1" "kv_get" (func $kv_get (param i32 i32 i32 i32) (result i64)))
+  (import "tenantry:v1" "kv_get_into" (func $kv_get_into (param i32 i32 i32 i32 i32 i32) (result i64)))
   (import "tenantry:v1" "kv_put" (func $kv_put (param i32 i32 i32 i32 i32 i32) (result i32)))
   (import "tenantry:v1" "kv_delete" (func $kv_delete (param i32 i32 i32 i32) (result i32)))
   (import "tenantry:v1" "kv_scan" (func $kv_scan (param i32 i32) (result i64)))
@@ -29,6 +30,22 @@
   ;; Key length of 2 GiB.
   (func (export "kv_get_key_huge") (param i32 i32) (result i32)
     (drop (call $kv_get (i32.const 16) (i32.const 1) (i32.const 0) (i32.const 0x7FFFFFFF)))
+    (i32.const 0))
+  ;; Destination straddles the end of memory.
+  (func (export "kv_get_into_dst_oob") (param i32 i32) (result i32)
+    (drop (call $kv_get_into (i32.const 16) (i32.const 1) (i32.const 32) (i32.const 1) (i32.const 65530) (i32.const 100)))
+    (i32.const 0))
+  ;; Destination pointer u32::MAX, capacity 2: overflows.
+  (func (export "kv_get_into_dst_overflow") (param i32 i32) (result i32)
+    (drop (call $kv_get_into (i32.const 16) (i32.const 1) (i32.const 32) (i32.const 1) (i32.const -1) (i32.const 2)))
+    (i32.const 0))
+  ;; Destination of capacity 0 past the end of memory.
+  (func (export "kv_get_into_dst_empty_past_end") (param i32 i32) (result i32)
+    (drop (call $kv_get_into (i32.const 16) (i32.const 1) (i32.const 32) (i32.const 1) (i32.const 70000) (i32.const 0)))
+    (i32.const 0))
+  ;; Table name straddles the end of memory, with a valid destination.
+  (func (export "kv_get_into_table_oob") (param i32 i32) (result i32)
+    (drop (call $kv_get_into (i32.const 65534) (i32.const 4) (i32.const 32) (i32.const 1) (i32.const 1024) (i32.const 8)))
     (i32.const 0))
   ;; Value starts exactly at the end of memory.
   (func (export "kv_put_value_oob") (param i32 i32) (result i32)

@@ -127,17 +127,87 @@ mod exports {
     }
 }
 
+/// The global allocator of plugins built with the SDK's default `allocator` feature.
+///
+/// It is dlmalloc, the allocator Rust's standard library uses on wasm32, with one difference
+/// that matters to the tenantry host: the standard library's copy grows memory for its very
+/// first allocation, even though the initial memory usually has tens of KiB free after the
+/// static data. Every invocation runs in a fresh instance from the host's pool, and a memory
+/// that grew costs two `mprotect` calls per invocation there (one with a TLB shootdown), several
+/// microseconds. dlmalloc 0.2.14 starts in the free tail of the initial memory
+/// (`__heap_base..__heap_end`) when its first request fits, and a 4 KiB granularity makes that
+/// request small, so an invocation that allocates little never grows its memory.
+#[cfg(all(target_arch = "wasm32", feature = "allocator"))]
+mod allocator {
+    use core::alloc::{GlobalAlloc, Layout};
+    use core::cell::UnsafeCell;
+
+    use dlmalloc::Dlmalloc;
+
+    #[cfg(target_feature = "atomics")]
+    compile_error!(
+        "the tenantry SDK's allocator is single-threaded; plugins are built without `atomics`"
+    );
+
+    /// Bytes dlmalloc asks the system for at least; 4 KiB fits the tail of the initial memory.
+    const GRANULARITY: usize = 4 << 10;
+
+    struct Heap(UnsafeCell<Dlmalloc>);
+
+    // SAFETY: wasm32 without the `atomics` target feature (refused above) runs one thread, so
+    // the `UnsafeCell` is never reached from two threads.
+    unsafe impl Sync for Heap {}
+
+    #[global_allocator]
+    static HEAP: Heap = Heap(UnsafeCell::new(
+        const {
+            let mut heap = Dlmalloc::new();
+            assert!(heap.set_granularity(GRANULARITY));
+            heap
+        },
+    ));
+
+    // SAFETY: each method forwards to the matching `Dlmalloc` method, which has the same
+    // contract as `GlobalAlloc`'s; the exclusive reference to the `Dlmalloc` is unique because
+    // there is one thread and dlmalloc never calls back into the global allocator.
+    unsafe impl GlobalAlloc for Heap {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: see the impl; the caller upholds `GlobalAlloc::alloc`'s contract.
+            unsafe { (*self.0.get()).malloc(layout.size(), layout.align()) }
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: see the impl; the caller upholds `GlobalAlloc::alloc_zeroed`'s contract.
+            unsafe { (*self.0.get()).calloc(layout.size(), layout.align()) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: see the impl; `ptr` was allocated here with `layout` (the caller's
+            // contract).
+            unsafe { (*self.0.get()).free(ptr, layout.size(), layout.align()) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            // SAFETY: see the impl; `ptr` was allocated here with `layout` and `new_size` is
+            // valid for it (the caller's contract).
+            unsafe { (*self.0.get()).realloc(ptr, layout.size(), layout.align(), new_size) }
+        }
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
 mod imports {
     // Must equal `crate::wire::IMPORT_MODULE`; `#[link]` only takes a literal. The
     // tenantry-tests smoke test checks the built plugins import from `wire::IMPORT_MODULE`.
     #[link(wasm_import_module = "tenantry:v1")]
     unsafe extern "C" {
-        pub(super) fn kv_get(
+        pub(super) fn kv_get_into(
             table: *const u8,
             table_len: usize,
             key: *const u8,
             key_len: usize,
+            dst: *mut u8,
+            dst_cap: usize,
         ) -> i64;
         pub(super) fn kv_put(
             table: *const u8,
@@ -168,18 +238,45 @@ mod imports {
 }
 
 /// Safe wrappers over the imports. The host only reads the `(ptr, len)` ranges it is given
-/// (writing only through `result_read`), never keeps them past the call and never calls back
+/// (writing only through `result_read` and `kv_get_into`, into the buffer given), never keeps them past the call and never calls back
 /// into the guest, so passing slices borrowed for the duration of the call is sound.
 #[cfg(target_arch = "wasm32")]
 mod calls {
     use alloc::vec;
     use alloc::vec::Vec;
+    use core::mem::MaybeUninit;
 
     use super::{Unavailable, imports};
 
-    pub(crate) fn kv_get(table: &[u8], key: &[u8]) -> Result<i64, Unavailable> {
-        // SAFETY: both slices are valid for reads for the whole call (see module docs).
-        Ok(unsafe { imports::kv_get(table.as_ptr(), table.len(), key.as_ptr(), key.len()) })
+    pub(crate) fn kv_get_into<'d>(
+        table: &[u8],
+        key: &[u8],
+        dst: &'d mut [MaybeUninit<u8>],
+    ) -> Result<(i64, Option<&'d [u8]>), Unavailable> {
+        let (t, k) = (table, key);
+        // SAFETY: `table` and `key` are valid for reads and `dst` for writes of `dst.len()`
+        // bytes for the whole call; the host writes at most that many bytes into `dst`, and
+        // only when the whole value fits (ABI §6.10).
+        let code = unsafe {
+            imports::kv_get_into(
+                t.as_ptr(),
+                t.len(),
+                k.as_ptr(),
+                k.len(),
+                dst.as_mut_ptr().cast::<u8>(),
+                dst.len(),
+            )
+        };
+        let value = usize::try_from(code)
+            .ok()
+            .filter(|&len| len <= dst.len())
+            .map(|len| {
+                // SAFETY: a length `len <= dst.len()` means the host copied the value's `len`
+                // bytes to the start of `dst` (ABI §6.10), so they are initialized; the slice
+                // borrows `dst`, which lives for `'d`.
+                unsafe { core::slice::from_raw_parts(dst.as_ptr().cast::<u8>(), len) }
+            });
+        Ok((code, value))
     }
 
     pub(crate) fn kv_put(table: &[u8], key: &[u8], value: &[u8]) -> Result<i32, Unavailable> {
@@ -246,10 +343,15 @@ mod calls {
 #[cfg(not(target_arch = "wasm32"))]
 mod calls {
     use alloc::vec::Vec;
+    use core::mem::MaybeUninit;
 
     use super::Unavailable;
 
-    pub(crate) fn kv_get(_table: &[u8], _key: &[u8]) -> Result<i64, Unavailable> {
+    pub(crate) fn kv_get_into<'d>(
+        _table: &[u8],
+        _key: &[u8],
+        _dst: &'d mut [MaybeUninit<u8>],
+    ) -> Result<(i64, Option<&'d [u8]>), Unavailable> {
         Err(Unavailable)
     }
 
@@ -287,5 +389,5 @@ mod calls {
 }
 
 pub(crate) use calls::{
-    audit_log, debug_log, kv_delete, kv_get, kv_put, kv_scan, last_error, output, result_read,
+    audit_log, debug_log, kv_delete, kv_get_into, kv_put, kv_scan, last_error, output, result_read,
 };

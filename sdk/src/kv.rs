@@ -12,6 +12,7 @@
 mod scan;
 
 use alloc::vec::Vec;
+use core::mem::MaybeUninit;
 use core::ops::{Bound, RangeBounds};
 
 use serde::Serialize;
@@ -22,17 +23,50 @@ pub use scan::{Cursor, Entry, Page, Scan};
 use crate::wire::{ScanSelector, Status};
 use crate::{Error, abi, host};
 
+/// Values up to this many bytes are read in a single host call (`kv_get_into`), through a
+/// buffer on the stack; a longer one takes a second call (`result_read`) into a buffer of its
+/// exact size.
+const INLINE_VALUE: usize = 256;
+
 /// Reads the value stored under `key`, or `None` if there is none.
 ///
 /// # Errors
 /// [`Error::Host`] with [`Status::InvalidTableName`] or [`Status::KeyTooLarge`] (or another
 /// host status), or [`Error::Unavailable`] outside a plugin.
 pub fn get(table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-    let code = abi::kv_get(table.as_bytes(), key)?;
+    let mut buf = [MaybeUninit::uninit(); INLINE_VALUE];
+    Ok(match get_into(table, key, &mut buf)? {
+        None => None,
+        Some(Value::Inline(value)) => Some(value.to_vec()),
+        Some(Value::Owned(value)) => Some(value),
+    })
+}
+
+/// A value read by [`get_into`].
+enum Value<'a> {
+    /// It fit the caller's buffer: the first bytes of it.
+    Inline(&'a [u8]),
+    /// It did not, and was copied out of the host's result buffer.
+    Owned(Vec<u8>),
+}
+
+/// Reads the value of `key` with one host call into `buf` when it fits, else with a second
+/// one into a new buffer.
+fn get_into<'b>(
+    table: &str,
+    key: &[u8],
+    buf: &'b mut [MaybeUninit<u8>],
+) -> Result<Option<Value<'b>>, Error> {
+    let (code, inline) = abi::kv_get_into(table.as_bytes(), key, buf)?;
     if code == i64::from(Status::NotFound.code()) {
         return Ok(None);
     }
-    host::read_result(host::check(code)?).map(Some)
+    let len = host::check(code)?;
+    match inline {
+        Some(value) => Ok(Some(Value::Inline(value))),
+        // Too long for `buf`: the host kept it in the result buffer.
+        None => host::read_result(len).map(|value| Some(Value::Owned(value))),
+    }
 }
 
 /// Stores `value` under `key`, replacing any previous value.
@@ -66,9 +100,12 @@ pub fn delete(table: &str, key: &[u8]) -> Result<bool, Error> {
 /// # Errors
 /// As [`get`], plus [`Error::Decode`] if the stored bytes are not a `T`.
 pub fn get_value<T: DeserializeOwned>(table: &str, key: &[u8]) -> Result<Option<T>, Error> {
-    get(table, key)?
-        .map(|bytes| decode_value(&bytes))
-        .transpose()
+    let mut buf = [MaybeUninit::uninit(); INLINE_VALUE];
+    match get_into(table, key, &mut buf)? {
+        None => Ok(None),
+        Some(Value::Inline(bytes)) => decode_value(bytes).map(Some),
+        Some(Value::Owned(bytes)) => decode_value(&bytes).map(Some),
+    }
 }
 
 /// Encodes `value` (see [`encode_value`]) and stores it under `key`.

@@ -30,6 +30,12 @@
 //! returns [`Error::Unavailable`], so plugin logic that does not touch the host can still be
 //! unit-tested natively.
 //!
+//! On wasm32 the SDK installs the plugin's global allocator (cargo feature `allocator`, on by
+//! default): dlmalloc, as in Rust's standard library, but starting in the free part of the
+//! initial memory, so that an invocation that allocates little never grows its memory, which
+//! the tenantry host pays for on every invocation. A plugin with a global allocator of its own
+//! turns the SDK's default features off.
+//!
 //! The ABI itself (imports, exports, status codes, byte layouts) is specified in `sdk/ABI.md`;
 //! [`wire`] holds its constants and encodings and is shared with the host.
 #![no_std]

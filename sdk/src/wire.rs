@@ -48,6 +48,9 @@ pub const NO_ERROR: i64 = -1;
 pub mod import {
     /// `kv_get(table_ptr, table_len, key_ptr, key_len) -> i64`
     pub const KV_GET: &str = "kv_get";
+    /// `kv_get_into(table_ptr, table_len, key_ptr, key_len, dst_ptr, dst_cap) -> i64`: `kv_get`
+    /// that also copies the value to `dst` when it fits (since ABI 1.1).
+    pub const KV_GET_INTO: &str = "kv_get_into";
     /// `kv_put(table_ptr, table_len, key_ptr, key_len, value_ptr, value_len) -> i32`
     pub const KV_PUT: &str = "kv_put";
     /// `kv_delete(table_ptr, table_len, key_ptr, key_len) -> i32`
@@ -140,6 +143,7 @@ use ValType::{I32, I64};
 /// A guest may import any subset; importing anything else fails instantiation.
 pub const IMPORTS: &[Signature] = &[
     sig(import::KV_GET, &[I32, I32, I32, I32], &[I64]),
+    sig(import::KV_GET_INTO, &[I32, I32, I32, I32, I32, I32], &[I64]),
     sig(import::KV_PUT, &[I32, I32, I32, I32, I32, I32], &[I32]),
     sig(import::KV_DELETE, &[I32, I32, I32, I32], &[I32]),
     sig(import::KV_SCAN, &[I32, I32], &[I64]),

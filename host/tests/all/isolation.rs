@@ -1,6 +1,8 @@
-//! The same plugin installed by two tenants sees only its own tenant's data.
+//! The same plugin installed by two tenants sees only its own tenant's data, and no
+//! invocation sees what an earlier one left in its instance.
 
 use serde_json::json;
+use tenantry_host::{HostConfig, PluginHost};
 
 use super::{ctx, engine, host, json, op, plugins, wat};
 
@@ -135,4 +137,42 @@ fn reserved_tables_and_oversized_keys_are_statuses() {
     };
     assert_eq!(code("reserved"), -2);
     assert_eq!(code("big_key"), -3);
+}
+
+/// Reads what the previous invocation left: the i32 at 100 (7 in the module's data), the memory
+/// size on entry (1 page), and an i32 in a page it grows (0); then changes all three.
+const LEFTOVERS: &str = r#"(module
+  (import "tenantry:v1" "output" (func $output (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "\07\00\00\00")
+  (func (export "tenantry_abi_version") (result i32) (i32.const 1))
+  (func (export "tenantry_alloc") (param i32) (result i32) (i32.const 0))
+  (func (export "leftovers") (param i32 i32) (result i32)
+    (i32.store (i32.const 200) (i32.load (i32.const 100)))
+    (i32.store (i32.const 204) (memory.size))
+    (drop (memory.grow (i32.const 1)))
+    (i32.store (i32.const 208) (i32.load (i32.const 65636)))
+    (i32.store (i32.const 100) (i32.const 8))
+    (i32.store (i32.const 65636) (i32.const 42))
+    (drop (call $output (i32.const 200) (i32.const 12)))
+    (i32.const 0)))"#;
+
+#[test]
+fn every_invocation_starts_from_the_initial_memory_whatever_the_pool_keeps() {
+    for keep_resident in [0, 4 << 10, 64 << 10, 1 << 20] {
+        let engine = engine();
+        let mut config = HostConfig::default();
+        config.pool_keep_resident_bytes = keep_resident;
+        let host = PluginHost::new(engine.clone(), config).unwrap();
+        let t = engine.create_tenant(&op(), "acme").unwrap();
+        host.install(&ctx(t), "left", &wat(LEFTOVERS)).unwrap();
+        for _ in 0..3 {
+            let out = host.invoke(&ctx(t), "left", "leftovers", b"").unwrap();
+            let words: Vec<i32> = out
+                .chunks(4)
+                .map(|w| i32::from_le_bytes(w.try_into().unwrap()))
+                .collect();
+            assert_eq!(words, [7, 1, 0], "keep_resident {keep_resident}");
+        }
+    }
 }

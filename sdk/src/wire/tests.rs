@@ -55,6 +55,9 @@ fn import_table_has_unique_names_and_the_documented_signatures() {
     let kv_get = import_signature(import::KV_GET);
     assert_eq!(kv_get.map(|s| s.params.len()), Some(4));
     assert_eq!(kv_get.map(|s| s.results), Some(&[ValType::I64][..]));
+    let get_into = import_signature(import::KV_GET_INTO);
+    assert_eq!(get_into.map(|s| s.params), Some(&[ValType::I32; 6][..]));
+    assert_eq!(get_into.map(|s| s.results), Some(&[ValType::I64][..]));
     let last_error = import_signature(import::LAST_ERROR);
     assert_eq!(last_error.map(|s| s.params.len()), Some(0));
     assert_eq!(import_signature("kv_nuke"), None);
