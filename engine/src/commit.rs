@@ -27,6 +27,7 @@ use crate::error::{Error, QuotaLimit, Result};
 use crate::keys::{TableId, TablePrefix};
 use crate::registry::Registry;
 use crate::schema::{Tail, TenantRecord};
+use crate::snapshot::ReadCache;
 use crate::types::Usage;
 use crate::types::{Quota, TenantId, TenantState};
 
@@ -164,6 +165,7 @@ pub(crate) struct CommitQueue {
     wake: Condvar,
     db: Arc<redb::Database>,
     registry: Arc<Registry>,
+    reads: Arc<ReadCache>,
     opts: PipelineOptions,
     /// Stream tails as of the last committed batch; only the holder of `busy` uses them.
     tails: Mutex<HashMap<u64, Tail>>,
@@ -219,7 +221,10 @@ impl CommitQueue {
     fn write(&self, requests: Vec<Request>) -> Result<Vec<Result<Reply>>> {
         let _release = Release(self);
         let mut tails = self.tails.lock();
-        let (results, new_tails, effects) = commit_batch(&self.db, &tails, requests, &self.opts)?;
+        let committed = commit_batch(&self.db, &tails, requests, &self.opts);
+        // Before anyone hears of the commit, so that a snapshot begun after it sees it.
+        self.reads.invalidate();
+        let (results, new_tails, effects) = committed?;
         tails.extend(new_tails);
         apply_effects(&self.registry, effects);
         Ok(results)
@@ -322,6 +327,7 @@ impl Committer {
     pub(crate) fn start(
         db: Arc<redb::Database>,
         registry: Arc<Registry>,
+        reads: Arc<ReadCache>,
         opts: PipelineOptions,
     ) -> Result<Self> {
         let queue = Arc::new(CommitQueue {
@@ -329,6 +335,7 @@ impl Committer {
             wake: Condvar::new(),
             db,
             registry,
+            reads,
             opts,
             tails: Mutex::new(HashMap::new()),
         });

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::handle::{Scope, TenantHandle};
 use crate::registry::Registry;
 use crate::schema::{self, TenantRecord};
-use crate::snapshot::Access;
+use crate::snapshot::{Access, ReadCache};
 use crate::types::{Quota, TenantId, TenantInfo, TenantState};
 
 /// When a commit is durable.
@@ -69,6 +69,8 @@ impl Default for EngineOptions {
 pub(crate) struct EngineInner {
     // Field order is drop order: the committer finishes before the database closes.
     pub(crate) committer: Committer,
+    /// The read transaction shared by snapshots until the next commit.
+    pub(crate) reads: Arc<ReadCache>,
     pub(crate) db: Arc<redb::Database>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) options: EngineOptions,
@@ -149,10 +151,17 @@ impl Engine {
             max_batch_requests: options.max_batch_requests.max(1),
             max_batch_bytes: options.max_txn_bytes.saturating_mul(4).max(1 << 20),
         };
-        let committer = Committer::start(Arc::clone(&db), Arc::clone(&registry), pipeline)?;
+        let reads = Arc::new(ReadCache::default());
+        let committer = Committer::start(
+            Arc::clone(&db),
+            Arc::clone(&registry),
+            Arc::clone(&reads),
+            pipeline,
+        )?;
         let engine = Engine {
             inner: Arc::new(EngineInner {
                 committer,
+                reads,
                 db,
                 registry,
                 options,

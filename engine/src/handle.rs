@@ -22,7 +22,12 @@ pub(crate) struct Scope {
 
 impl Scope {
     pub(crate) fn snapshot(&self) -> Result<Snapshot> {
-        Snapshot::begin(&self.engine.db, Arc::clone(&self.tenant), self.access)
+        Snapshot::begin(
+            &self.engine.db,
+            &self.engine.reads,
+            Arc::clone(&self.tenant),
+            self.access,
+        )
     }
 
     pub(crate) fn begin_write(self: &Arc<Self>) -> Result<WriteTxn> {

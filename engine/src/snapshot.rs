@@ -15,13 +15,49 @@ use crate::types::TenantState;
 /// One entry of a scan: a user key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
+/// A redb read transaction and its open data table, shared by every snapshot begun between two
+/// commits: the state they see is the same, so one redb transaction serves them all, and a
+/// snapshot costs a reference count instead of a redb transaction.
+pub(crate) struct SharedRead {
+    txn: redb::ReadTransaction,
+    data: ReadOnlyTable<&'static [u8], &'static [u8]>,
+}
+
+/// The [`SharedRead`] of the newest committed state, if one was begun since the last commit.
+///
+/// The commit pipeline calls [`ReadCache::invalidate`] after every redb commit and before it
+/// answers anyone, so a snapshot begun after a commit returned always sees that commit. The
+/// redb transaction is begun under the lock, so an older one can never be stored after the
+/// invalidation.
+#[derive(Default)]
+pub(crate) struct ReadCache(Mutex<Option<Arc<SharedRead>>>);
+
+impl ReadCache {
+    fn get(&self, db: &redb::Database) -> Result<Arc<SharedRead>> {
+        let mut slot = self.0.lock();
+        if let Some(shared) = &*slot {
+            return Ok(Arc::clone(shared));
+        }
+        let txn = db.begin_read()?;
+        let data = txn.open_table(schema::DATA)?;
+        let shared = Arc::new(SharedRead { txn, data });
+        *slot = Some(Arc::clone(&shared));
+        Ok(shared)
+    }
+
+    /// Forgets the shared read transaction: the database has changed.
+    pub(crate) fn invalidate(&self) {
+        let old = self.0.lock().take();
+        drop(old); // outside the lock: closing a redb read transaction takes its own lock
+    }
+}
+
 /// A redb read transaction bound to one tenant: every key it reads goes through
 /// [`TablePrefix`], so nothing outside the tenant can be named.
 pub(crate) struct Snapshot {
     pub(crate) tenant: Arc<TenantShared>,
     access: Access,
-    txn: redb::ReadTransaction,
-    data: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    shared: Arc<SharedRead>,
     /// The last table named and its prefix (`None`: absent in this snapshot), so that repeated
     /// reads of one table validate and resolve its name once. A snapshot never changes, so
     /// neither does the answer.
@@ -43,28 +79,18 @@ pub(crate) enum Access {
 impl Snapshot {
     pub(crate) fn begin(
         db: &redb::Database,
+        cache: &ReadCache,
         tenant: Arc<TenantShared>,
         access: Access,
     ) -> Result<Self> {
-        let snapshot = Snapshot::begin_unchecked(db, tenant, access)?;
-        snapshot.check_readable()?;
-        Ok(snapshot)
-    }
-
-    fn begin_unchecked(
-        db: &redb::Database,
-        tenant: Arc<TenantShared>,
-        access: Access,
-    ) -> Result<Self> {
-        let txn = db.begin_read()?;
-        let data = txn.open_table(schema::DATA)?;
-        Ok(Snapshot {
+        let snapshot = Snapshot {
             tenant,
             access,
-            txn,
-            data,
+            shared: cache.get(db)?,
             last_table: Mutex::new(None),
-        })
+        };
+        snapshot.check_readable()?;
+        Ok(snapshot)
     }
 
     /// Fails unless the tenant may be read by this snapshot's reader.
@@ -88,7 +114,7 @@ impl Snapshot {
     }
 
     pub(crate) fn txn(&self) -> &redb::ReadTransaction {
-        &self.txn
+        &self.shared.txn
     }
 
     /// The id of a table, or `None` if the tenant has never written to it.
@@ -96,7 +122,7 @@ impl Snapshot {
         if let Some(id) = self.tenant.cached_table(name) {
             return Ok(Some(id));
         }
-        let tables = self.txn.open_table(schema::TABLES)?;
+        let tables = self.shared.txn.open_table(schema::TABLES)?;
         let key = keys::table_name_key(self.tenant.id, name);
         let id = tables.get(&key[..])?.map(|v| v.value());
         if let Some(id) = id {
@@ -125,7 +151,7 @@ impl Snapshot {
         let Some(prefix) = self.prefix(table)? else {
             return Ok(None);
         };
-        let value = prefix.with_key(key, |k| self.data.get(k))?;
+        let value = prefix.with_key(key, |k| self.shared.data.get(k))?;
         Ok(value.map(|v| v.value().to_vec()))
     }
 
@@ -138,7 +164,7 @@ impl Snapshot {
         let Some(prefix) = prefix else {
             return Ok(None);
         };
-        let value = prefix.with_key(key, |k| self.data.get(k))?;
+        let value = prefix.with_key(key, |k| self.shared.data.get(k))?;
         Ok(value.map(|v| (key.len() + v.value().len()) as u64))
     }
 
@@ -156,7 +182,7 @@ impl Snapshot {
             return Ok(Scan::empty());
         };
         let bounds = (as_slice(&lo), as_slice(&hi));
-        let inner = self.data.range::<&[u8]>(bounds)?;
+        let inner = self.shared.data.range::<&[u8]>(bounds)?;
         Ok(Scan {
             inner: Some(inner),
             prefix: Some(prefix),

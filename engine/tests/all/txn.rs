@@ -177,3 +177,52 @@ fn rollback_audited_records_failure_without_data() {
     }
     assert_eq!(engine.tenant_info(t).unwrap().usage.keys, 0);
 }
+
+/// Snapshots share one redb read transaction until the next commit; a snapshot begun after a
+/// commit returned must still see it, from any handle and thread, while other tenants commit.
+#[test]
+fn a_snapshot_begun_after_a_commit_sees_it() {
+    let engine = engine();
+    let (a, b) = (
+        engine.create_tenant(&op(), "a").unwrap(),
+        engine.create_tenant(&op(), "b").unwrap(),
+    );
+    /// Stops the noise thread however the test ends, so a failure cannot hang the scope.
+    struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let hb = handle(&engine, b);
+    std::thread::scope(|s| {
+        let _stop = Stop(&stop);
+        s.spawn(|| {
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                put(&hb, "noise", &i.to_be_bytes(), b"x");
+                i += 1;
+            }
+        });
+        let writer = handle(&engine, a);
+        for i in 0u32..300 {
+            let mut tx = writer.begin_write().unwrap();
+            tx.put("t", b"k", &i.to_be_bytes()).unwrap();
+            tx.commit().unwrap();
+            let seen = std::thread::scope(|inner| {
+                inner
+                    .spawn(|| {
+                        handle(&engine, a)
+                            .begin_read()
+                            .unwrap()
+                            .get("t", b"k")
+                            .unwrap()
+                    })
+                    .join()
+                    .unwrap()
+            });
+            assert_eq!(seen, Some(i.to_be_bytes().to_vec()), "commit {i}");
+        }
+    });
+}
