@@ -146,13 +146,23 @@ impl Snapshot {
     }
 
     pub(crate) fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_with(table, key, |value| value.map(<[u8]>::to_vec))
+    }
+
+    /// Hands the stored value of `key` to `f`, borrowed from the database page.
+    pub(crate) fn get_with<R>(
+        &self,
+        table: &str,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R> {
         self.check_readable()?;
         keys::check_key(key)?;
         let Some(prefix) = self.prefix(table)? else {
-            return Ok(None);
+            return Ok(f(None));
         };
         let value = prefix.with_key(key, |k| self.shared.data.get(k))?;
-        Ok(value.map(|v| v.value().to_vec()))
+        Ok(f(value.as_ref().map(|v| v.value())))
     }
 
     /// Size (key plus value) of a stored entry, for usage accounting.

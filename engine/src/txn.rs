@@ -275,6 +275,25 @@ impl WriteTxn {
         self.snapshot.get(table, key)
     }
 
+    /// Hands the value of `key` (including this transaction's own writes) to `f` without
+    /// copying it out of the database first: for callers that copy it somewhere themselves, such
+    /// as the plugin host writing it into guest memory.
+    ///
+    /// # Errors
+    /// As [`ReadTxn::get`].
+    pub fn get_with<R>(
+        &self,
+        table: &str,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R> {
+        if let Some(p) = self.pending(table, key) {
+            self.snapshot.check_readable()?;
+            return Ok(f(p.value.as_deref()));
+        }
+        self.snapshot.get_with(table, key, f)
+    }
+
     /// The value of `key` decoded with bincode.
     ///
     /// # Errors

@@ -292,24 +292,34 @@ fn get(
             Ok(key) => key,
             Err(status) => return Ok(i64::from(status.code())),
         };
-        let got = state.txn()?.get(table, key);
+        // The value is copied once, from the database page into the reused result buffer
+        // (and from there into the guest's buffer when it fits): no allocation per get.
+        let mut result = std::mem::take(&mut state.result);
+        let got = state.txn()?.get_with(table, key, |value| {
+            value.map(|value| {
+                result.clear();
+                result.extend_from_slice(value);
+            })
+        });
+        if matches!(got, Ok(None)) {
+            result.clear();
+        }
+        state.result = result;
         let audit = state.audit;
         let event = || AuditEvent::new("kv.get").target(audit_target(table, key));
         match got {
-            Ok(Some(value)) => {
-                count_read(state, key.len() + value.len())?;
+            Ok(Some(())) => {
+                let len = state.result.len();
+                count_read(state, key.len() + len)?;
                 if audit {
-                    state.audit(event().message(format!("found, {} bytes", value.len())))?;
+                    state.audit(event().message(format!("found, {len} bytes")))?;
                 }
-                if let Some(dst) = dst.filter(|dst| value.len() <= dst.len()) {
-                    guest.write(function, dst, &value)?;
+                if let Some(dst) = dst.filter(|dst| len <= dst.len()) {
+                    guest.write(function, dst, &state.result)?;
                 }
-                let len = value.len() as i64;
-                state.result = value;
-                Ok(len)
+                Ok(len as i64)
             }
             Ok(None) => {
-                state.result.clear();
                 if audit {
                     state.audit(event().outcome(Outcome::NoChange).message("not found"))?;
                 }
