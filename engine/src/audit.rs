@@ -14,7 +14,7 @@
 //!
 //! where the previous hash of seq 1 is 32 zero bytes, and `value_digest` is the BLAKE3 hash of
 //! the value a put wrote. The newest `(seq, hash)` of every stream is also kept in
-//! `tenantry.audit_heads`, written in the same transaction. How entries are stored (one shared
+//! `tenantry.tails`, written in the same transaction. How entries are stored (one shared
 //! log in commit order, each stream a linked list through it) is described in
 //! [`crate::schema`]; the chain does not depend on it.
 //!

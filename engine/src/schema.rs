@@ -140,7 +140,7 @@ impl EntryHeader {
     }
 }
 
-/// The newest entry of an audit stream, as `tenantry.audit_heads` keeps it:
+/// The newest entry of an audit stream, the first 56 bytes of its [`Tail`]:
 /// `seq u64 BE ++ hash (32 bytes) ++ position u64 BE ++ timestamp i64 BE`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct AuditHead {
