@@ -200,6 +200,9 @@ impl Tail {
 
     pub(crate) fn decode(value: &[u8]) -> Result<Self> {
         let corrupted = || Error::Corrupted("malformed stream tail".into());
+        if value.len() != 88 {
+            return Err(corrupted());
+        }
         let (head, rest) = value.split_at_checked(56).ok_or_else(corrupted)?;
         let mut words = rest.chunks_exact(8).map(|w| {
             w.try_into()
@@ -213,9 +216,6 @@ impl Tail {
             audit_bytes: word()?,
             audit_entries: word()?,
         };
-        if rest.len() != 32 {
-            return Err(corrupted());
-        }
         Ok(Tail {
             head: AuditHead::decode(head)?,
             usage,

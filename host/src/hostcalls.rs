@@ -170,14 +170,7 @@ fn copy_table<'b>(
             name.push_str(valid);
             Ok(name)
         }
-        Err(status) => Err(refuse(
-            state,
-            status,
-            format!(
-                "invalid table name {:?}",
-                String::from_utf8_lossy(buf.get(..80).unwrap_or(buf))
-            ),
-        )),
+        Err(status) => Err(refuse(state, status, invalid_table_message(buf))),
     }
 }
 
@@ -197,6 +190,25 @@ fn bytes_arg<'g>(
     Ok(guest.bytes(range))
 }
 
+/// The table name and key of a kv call, checked; a bad one is a status for the guest.
+fn table_and_key<'s, 'g>(
+    guest: &'g Guest<'_>,
+    state: &mut HostState,
+    scratch: &'s mut Scratch,
+    table: GuestRange,
+    key: GuestRange,
+) -> Result<(&'s str, &'g [u8]), Status> {
+    let table = copy_table(
+        guest,
+        state,
+        table,
+        &mut scratch.table,
+        &mut scratch.table_name,
+    )?;
+    let key = bytes_arg(guest, state, key, MAX_KEY_LEN, Status::KeyTooLarge)?;
+    Ok((table, key))
+}
+
 /// Runs `body` with the state's table-name buffers taken out of it, and puts them back.
 fn with_scratch<R>(
     state: &mut HostState,
@@ -209,17 +221,16 @@ fn with_scratch<R>(
 }
 
 fn table_name(state: &mut HostState, bytes: &[u8]) -> Result<String, Status> {
-    match wire::validate_table_name(bytes) {
-        Ok(name) => Ok(name.to_owned()),
-        Err(status) => {
-            state.last_error = Some(format!(
-                "invalid table name {:?}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(80)])
-            ));
-            state.result.clear();
-            Err(status)
-        }
-    }
+    wire::validate_table_name(bytes)
+        .map(str::to_owned)
+        .map_err(|status| refuse(state, status, invalid_table_message(bytes)))
+}
+
+fn invalid_table_message(bytes: &[u8]) -> String {
+    format!(
+        "invalid table name {:?}",
+        String::from_utf8_lossy(bytes.get(..80).unwrap_or(bytes))
+    )
 }
 
 fn count_read(state: &mut HostState, bytes: usize) -> Result<(), InvokeError> {
@@ -278,18 +289,8 @@ fn get(
     let key = checked(&guest, function, key)?;
     let dst = dst.map(|dst| checked(&guest, function, dst)).transpose()?;
     with_scratch(state, |state, scratch| {
-        let table = match copy_table(
-            &guest,
-            state,
-            table,
-            &mut scratch.table,
-            &mut scratch.table_name,
-        ) {
-            Ok(table) => table,
-            Err(status) => return Ok(i64::from(status.code())),
-        };
-        let key = match bytes_arg(&guest, state, key, MAX_KEY_LEN, Status::KeyTooLarge) {
-            Ok(key) => key,
+        let (table, key) = match table_and_key(&guest, state, scratch, table, key) {
+            Ok(args) => args,
             Err(status) => return Ok(i64::from(status.code())),
         };
         // The value is copied once, from the database page into the reused result buffer
@@ -301,9 +302,6 @@ fn get(
                 result.extend_from_slice(value);
             })
         });
-        if matches!(got, Ok(None)) {
-            result.clear();
-        }
         state.result = result;
         let audit = state.audit;
         let event = || AuditEvent::new("kv.get").target(audit_target(table, key));
@@ -320,6 +318,7 @@ fn get(
                 Ok(len as i64)
             }
             Ok(None) => {
+                state.result.clear();
                 if audit {
                     state.audit(event().outcome(Outcome::NoChange).message("not found"))?;
                 }
@@ -354,16 +353,8 @@ fn kv_put(
             checked(&guest, F, (vp, vl))?,
         );
         with_scratch(state, |state, scratch| {
-            let Scratch {
-                table: table_buf,
-                table_name,
-            } = scratch;
-            let table = match copy_table(&guest, state, table, table_buf, table_name) {
-                Ok(table) => table,
-                Err(status) => return Ok(status.code()),
-            };
-            let key = match bytes_arg(&guest, state, key, MAX_KEY_LEN, Status::KeyTooLarge) {
-                Ok(key) => key,
+            let (table, key) = match table_and_key(&guest, state, scratch, table, key) {
+                Ok(args) => args,
                 Err(status) => return Ok(status.code()),
             };
             let value = match bytes_arg(&guest, state, value, MAX_VALUE_LEN, Status::ValueTooLarge)
@@ -395,18 +386,8 @@ fn kv_delete(mut caller: Call<'_>, tp: i32, tl: i32, kp: i32, kl: i32) -> wasmti
         let (guest, state) = memory::split(&memory, caller);
         let (table, key) = (checked(&guest, F, (tp, tl))?, checked(&guest, F, (kp, kl))?);
         with_scratch(state, |state, scratch| {
-            let table = match copy_table(
-                &guest,
-                state,
-                table,
-                &mut scratch.table,
-                &mut scratch.table_name,
-            ) {
-                Ok(table) => table,
-                Err(status) => return Ok(status.code()),
-            };
-            let key = match bytes_arg(&guest, state, key, MAX_KEY_LEN, Status::KeyTooLarge) {
-                Ok(key) => key,
+            let (table, key) = match table_and_key(&guest, state, scratch, table, key) {
+                Ok(args) => args,
                 Err(status) => return Ok(status.code()),
             };
             count_write(state, key.len())?;

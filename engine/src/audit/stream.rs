@@ -178,23 +178,18 @@ impl StreamLog {
             }
             return Err(self.tampered(1, "entries exist but no head is recorded"));
         };
-        let want = std::iter::once(1)
+        // The index holds seq 1 and every INDEX_EVERY-th seq up to the head, nothing else.
+        let want: Vec<u64> = std::iter::once(1)
             .chain((1..=head.seq / schema::INDEX_EVERY).map(|k| k * schema::INDEX_EVERY))
-            .filter(|s| *s <= head.seq);
-        let mut got = checkpoints.iter().map(|(s, _)| *s);
-        for pair in want
-            .map(Some)
-            .chain(std::iter::repeat(None))
-            .zip(got.by_ref().map(Some).chain(std::iter::repeat(None)))
-        {
-            match pair {
-                (None, None) => break,
-                (Some(a), Some(b)) if a == b => {}
-                (a, b) => {
-                    let seq = a.into_iter().chain(b).min().unwrap_or(1).min(head.seq + 1);
-                    return Err(self.tampered(seq, "the audit index does not match the log"));
-                }
-            }
+            .collect();
+        let got: Vec<u64> = checkpoints.iter().map(|(seq, _)| *seq).collect();
+        if want != got {
+            let same = want.iter().zip(&got).take_while(|(a, b)| a == b).count();
+            let seq = want.get(same).into_iter().chain(got.get(same)).min();
+            return Err(self.tampered(
+                seq.map_or(1, |s| (*s).min(head.seq + 1)),
+                "the audit index does not match the log",
+            ));
         }
         let Some(&(_, first)) = checkpoints.first() else {
             return Err(self.tampered(1, "seq 1 is missing from the audit index"));

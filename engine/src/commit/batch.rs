@@ -4,7 +4,7 @@
 //! `tails` only, and every table a transaction modifies costs redb a root update at commit.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use redb::{Key, ReadableTable, Table, TableDefinition, Value, WriteTransaction};
 
@@ -98,17 +98,9 @@ impl<'t> Batch<'t> {
     /// Writes back what the batch changed; returns the new tails and the registry effects.
     pub(super) fn finish(mut self) -> Result<(HashMap<u64, Tail>, Vec<Effect>)> {
         let txn = self.txn;
-        let changed: BTreeSet<u64> = self
-            .records
-            .iter()
-            .filter(|(_, loaded)| loaded.changed)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in changed {
-            if let Some(loaded) = self.records.get(&id) {
-                let bytes = schema::encode(&loaded.record)?;
-                self.tenants.get(txn)?.insert(id, &bytes[..])?;
-            }
+        for (id, loaded) in self.records.iter().filter(|(_, loaded)| loaded.changed) {
+            let bytes = schema::encode(&loaded.record)?;
+            self.tenants.get(txn)?.insert(id, &bytes[..])?;
         }
         let tails = self.tails.get(txn)?;
         for (stream, tail) in &self.new_tails {
@@ -192,30 +184,27 @@ impl<'t> Batch<'t> {
         Ok(())
     }
 
-    /// The stream's tail as this batch sees it, to change it (written back by
-    /// [`Batch::finish`]).
-    fn tail_mut(&mut self, stream: u64) -> Result<&mut Tail> {
-        if !self.new_tails.contains_key(&stream) {
-            let tail = match self.committed.get(&stream) {
-                Some(tail) => *tail,
-                None => Tail::read(self.tails.get(self.txn)?, stream)?,
-            };
-            self.new_tails.insert(stream, tail);
+    /// The stream's tail as this batch sees it.
+    fn tail(&mut self, stream: u64) -> Result<Tail> {
+        match self
+            .new_tails
+            .get(&stream)
+            .or_else(|| self.committed.get(&stream))
+        {
+            Some(tail) => Ok(*tail),
+            None => Tail::read(self.tails.get(self.txn)?, stream),
         }
-        self.new_tails
-            .get_mut(&stream)
-            .ok_or_else(|| Error::Corrupted("stream tail vanished".into()))
+    }
+
+    /// The stream's tail, to change it (written back by [`Batch::finish`]).
+    fn tail_mut(&mut self, stream: u64) -> Result<&mut Tail> {
+        let tail = self.tail(stream)?;
+        Ok(self.new_tails.entry(stream).or_insert(tail))
     }
 
     /// The tenant's usage as this batch sees it.
     pub(super) fn usage(&mut self, tenant: u64) -> Result<crate::types::Usage> {
-        Ok(match self.new_tails.get(&tenant) {
-            Some(tail) => tail.usage,
-            None => match self.committed.get(&tenant) {
-                Some(tail) => tail.usage,
-                None => Tail::read(self.tails.get(self.txn)?, tenant)?.usage,
-            },
-        })
+        Ok(self.tail(tenant)?.usage)
     }
 
     pub(super) fn add_usage(&mut self, tenant: u64, delta: UsageDelta) -> Result<()> {
@@ -227,14 +216,7 @@ impl<'t> Batch<'t> {
 
     /// The newest entry of `stream` as this batch sees it.
     pub(super) fn head(&mut self, stream: u64) -> Result<AuditHead> {
-        if let Some(tail) = self
-            .new_tails
-            .get(&stream)
-            .or_else(|| self.committed.get(&stream))
-        {
-            return Ok(tail.head);
-        }
-        Ok(Tail::read(self.tails.get(self.txn)?, stream)?.head)
+        Ok(self.tail(stream)?.head)
     }
 
     fn next_position(&mut self) -> Result<u64> {
