@@ -57,6 +57,13 @@
   (func (export "not_found") (param i32 i32) (result i32)
     (call $prefill)
     (call $report (call $kv_get_into (i32.const 16) (i32.const 1) (i32.const 40) (i32.const 4) (i32.const 2056) (i32.const 8))))
+  ;; A found value, then a missing key: the miss empties the result buffer (ABI §6.1), so
+  ;; result_read then copies nothing; its count is reported.
+  (func (export "miss_empties_result") (param i32 i32) (result i32)
+    (call $prefill)
+    (drop (call $kv_get_into (i32.const 16) (i32.const 1) (i32.const 32) (i32.const 1) (i32.const 2056) (i32.const 0)))
+    (drop (call $kv_get_into (i32.const 16) (i32.const 1) (i32.const 40) (i32.const 4) (i32.const 2056) (i32.const 0)))
+    (call $report (i64.extend_i32_u (call $result_read (i32.const 2056) (i32.const 8)))))
   ;; A table name with a space: -2 (InvalidTableName), nothing written.
   (func (export "bad_table") (param i32 i32) (result i32)
     (call $prefill)

@@ -48,6 +48,12 @@ fn the_value_is_copied_when_it_fits_and_only_then() {
 }
 
 #[test]
+fn a_miss_empties_the_result_buffer() {
+    let (_engine, host, t) = get_into_plugin();
+    assert_eq!(call(&host, t, "miss_empties_result"), (0, filled(b"")));
+}
+
+#[test]
 fn statuses_write_nothing() {
     let (_engine, host, t) = get_into_plugin();
     let cases = [
