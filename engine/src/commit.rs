@@ -26,12 +26,14 @@ use crate::context::Actor;
 use crate::error::{Error, QuotaLimit, Result};
 use crate::keys::{TableId, TablePrefix};
 use crate::registry::Registry;
-use crate::schema::{Tail, TenantRecord};
+use crate::schema::{self, Tail, TenantRecord};
 use crate::snapshot::ReadCache;
 use crate::types::Usage;
 use crate::types::{Quota, TenantId, TenantState};
+use crate::wal::Wal;
 
 mod batch;
+pub(crate) mod redo;
 
 use batch::Batch;
 
@@ -169,6 +171,8 @@ pub(crate) struct CommitQueue {
     opts: PipelineOptions,
     /// Stream tails as of the last committed batch; only the holder of `busy` uses them.
     tails: Mutex<HashMap<u64, Tail>>,
+    /// The write-ahead log that makes batches durable, if the engine has one.
+    wal: Option<Arc<Wal>>,
 }
 
 impl CommitQueue {
@@ -221,7 +225,7 @@ impl CommitQueue {
     fn write(&self, requests: Vec<Request>) -> Result<Vec<Result<Reply>>> {
         let _release = Release(self);
         let mut tails = self.tails.lock();
-        let committed = commit_batch(&self.db, &tails, requests, &self.opts);
+        let committed = commit_batch(&self.db, &tails, requests, &self.opts, self.wal.as_deref());
         // Before anyone hears of the commit, so that a snapshot begun after it sees it.
         self.reads.invalidate();
         let (results, new_tails, effects) = committed?;
@@ -329,6 +333,7 @@ impl Committer {
         registry: Arc<Registry>,
         reads: Arc<ReadCache>,
         opts: PipelineOptions,
+        wal: Option<Arc<Wal>>,
     ) -> Result<Self> {
         let queue = Arc::new(CommitQueue {
             state: Mutex::new(QueueState::default()),
@@ -338,6 +343,7 @@ impl Committer {
             reads,
             opts,
             tails: Mutex::new(HashMap::new()),
+            wal,
         });
         let worker_queue = Arc::clone(&queue);
         let thread = std::thread::Builder::new()
@@ -451,24 +457,58 @@ fn commit_loop(queue: &CommitQueue, deliver: Option<&mpsc::Sender<Delivery>>) {
 type BatchOutcome = (Vec<Result<Reply>>, HashMap<u64, Tail>, Vec<Effect>);
 
 /// Applies `requests` in one redb transaction. The outer error aborts the whole batch.
+///
+/// With a write-ahead log, the batch's redo record is appended and synced before the redb
+/// transaction commits without a sync of its own; every so often a batch is a checkpoint
+/// instead, committed to redb durably and not logged (see [`crate::wal`]).
 fn commit_batch(
     db: &redb::Database,
     tails: &HashMap<u64, Tail>,
     requests: Vec<Request>,
     opts: &PipelineOptions,
+    wal: Option<&Wal>,
 ) -> Result<BatchOutcome> {
     let mut txn = db.begin_write()?;
-    txn.set_durability(opts.durability)?;
+    let checkpoint = wal.is_some_and(Wal::wants_checkpoint);
+    let logged = wal.filter(|_| !checkpoint);
+    txn.set_durability(match logged {
+        Some(_) => redb::Durability::None,
+        None => opts.durability,
+    })?;
     let mut results = Vec::with_capacity(requests.len());
-    let (new_tails, effects) = {
-        let mut batch = Batch::open(&txn, tails, opts.audit);
+    let finished = {
+        let mut batch = Batch::open(&txn, tails, opts.audit, logged.is_some());
         for request in requests {
             results.push(apply(&mut batch, request)?);
         }
         batch.finish()?
     };
-    txn.commit()?;
-    Ok((results, new_tails, effects))
+    let lsn = match wal {
+        Some(wal) => {
+            let lsn = wal.next_lsn();
+            txn.open_table(schema::META)?
+                .insert(schema::META_LOG_APPLIED, lsn)?;
+            Some(lsn)
+        }
+        None => None,
+    };
+    if let (Some(wal), Some(lsn), Some(mut redo)) = (logged, lsn, finished.redo) {
+        wal.append(lsn, redo.record())?;
+        if let Err(err) = txn.commit() {
+            // The record is durable but its batch is not in redb: take it back, so that no
+            // replay applies a batch whose callers were told it failed.
+            if let Err(void) = wal.void_last() {
+                tracing::error!(%void, "could not take back the log record of a failed batch");
+            }
+            return Err(err.into());
+        }
+    } else {
+        txn.commit()?;
+        if let (Some(wal), Some(lsn)) = (wal, lsn) {
+            wal.checkpointed(lsn);
+        }
+    }
+    Ok((results, finished.tails, finished.effects))
 }
 
 fn apply_effects(registry: &Registry, effects: Vec<Effect>) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use redb::{ReadableDatabase, ReadableTable};
 
 use crate::audit::{self, AuditEntry, AuditEvent, AuditQuery, AuditStream};
-use crate::commit::{Committer, PipelineOptions, Reply, Request};
+use crate::commit::{Committer, PipelineOptions, Reply, Request, redo};
 use crate::context::{Actor, Context, Operator};
 use crate::error::{Error, Result};
 use crate::handle::{Scope, TenantHandle};
@@ -16,6 +16,7 @@ use crate::registry::Registry;
 use crate::schema::{self, TenantRecord};
 use crate::snapshot::{Access, ReadCache};
 use crate::types::{Quota, TenantId, TenantInfo, TenantState};
+use crate::wal::{self, Wal};
 
 /// When a commit is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,6 +47,11 @@ pub struct EngineOptions {
     pub max_batch_requests: usize,
     /// redb's page cache, in bytes (redb's default if `None`).
     pub cache_size: Option<usize>,
+    /// A database file has a write-ahead log beside it (`<file>-wal`); once the log holds this
+    /// many bytes, the next batch is a checkpoint, written to the database file durably, and
+    /// the log starts again (16 MiB). Bigger means fewer checkpoints, a longer replay after a
+    /// crash, and a bigger log file.
+    pub log_checkpoint_bytes: u64,
     /// Benchmarks only: switches audit entries off to measure their cost. Never use it in
     /// production: an engine that does not audit breaks every promise of this crate.
     #[doc(hidden)]
@@ -61,6 +67,7 @@ impl Default for EngineOptions {
             purge_chunk_keys: 2_000,
             max_batch_requests: 1024,
             cache_size: None,
+            log_checkpoint_bytes: 16 * 1024 * 1024,
             audit_enabled: true,
         }
     }
@@ -103,9 +110,19 @@ impl Engine {
     /// # Errors
     /// As [`Engine::open`].
     pub fn open_with(path: impl AsRef<Path>, options: EngineOptions) -> Result<Self> {
-        discard_unfinished_file(path.as_ref())?;
+        let path = path.as_ref();
+        discard_unfinished_file(path)?;
         let db = builder(&options).create(path)?;
-        Self::start(db, options)
+        // Opened after the database, whose lock keeps a second process out of both files.
+        let log = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(log_path(path))
+            .map_err(Error::storage_io)?;
+        let log = redb::backends::FileBackend::new(log)?;
+        Self::start(db, options, Some(Box::new(log)))
     }
 
     /// A database that lives in memory only.
@@ -124,7 +141,8 @@ impl Engine {
         Self::open_backend(redb::backends::InMemoryBackend::new(), options)
     }
 
-    /// Opens a database on a custom redb storage backend, for fault-injection tests.
+    /// Opens a database on a custom redb storage backend, without a write-ahead log: each
+    /// batch is made durable by redb itself. For fault-injection tests.
     ///
     /// # Errors
     /// As [`Engine::open`].
@@ -134,12 +152,37 @@ impl Engine {
     ) -> Result<Self> {
         discard_unfinished_backend(&backend)?;
         let db = builder(&options).create_with_backend(backend)?;
-        Self::start(db, options)
+        Self::start(db, options, None)
     }
 
-    fn start(db: redb::Database, options: EngineOptions) -> Result<Self> {
+    /// Opens a database on custom storage backends for the database and its write-ahead log,
+    /// as [`Engine::open`] does with two files. For fault-injection tests.
+    ///
+    /// # Errors
+    /// As [`Engine::open`].
+    pub fn open_backend_with_log(
+        backend: impl redb::StorageBackend,
+        log: impl redb::StorageBackend,
+        options: EngineOptions,
+    ) -> Result<Self> {
+        discard_unfinished_backend(&backend)?;
+        let db = builder(&options).create_with_backend(backend)?;
+        Self::start(db, options, Some(Box::new(log)))
+    }
+
+    fn start(
+        db: redb::Database,
+        options: EngineOptions,
+        log: Option<Box<dyn redb::StorageBackend>>,
+    ) -> Result<Self> {
         let db = Arc::new(db);
-        init_schema(&db)?;
+        let schema = init_schema(&db)?;
+        let wal = match log {
+            Some(log) => Some(recover(&db, log, &schema, &options)?),
+            None => None,
+        };
+        // With `Durability::None` nothing is logged: the log was only replayed.
+        let wal = wal.filter(|_| options.durability == Durability::Immediate);
         let registry = Arc::new(Registry::default());
         let unpurged = load_registry(&db, &registry)?;
         let pipeline = PipelineOptions {
@@ -157,6 +200,7 @@ impl Engine {
             Arc::clone(&registry),
             Arc::clone(&reads),
             pipeline,
+            wal,
         )?;
         let engine = Engine {
             inner: Arc::new(EngineInner {
@@ -615,9 +659,65 @@ fn purge(
     }
 }
 
-/// Creates every table and checks the format version.
-fn init_schema(db: &redb::Database) -> Result<()> {
+/// What opening found in `tenantry.meta`.
+struct SchemaState {
+    /// The database was created by this open.
+    fresh: bool,
+    log_id: u64,
+    /// LSN of the newest batch in the durable state.
+    log_applied: u64,
+}
+
+/// The write-ahead log's file: the database's path with `-wal` appended.
+fn log_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    name.into()
+}
+
+/// Opens the write-ahead log, replays what the durable state lacks, and checkpoints.
+fn recover(
+    db: &redb::Database,
+    log: Box<dyn redb::StorageBackend>,
+    schema: &SchemaState,
+    options: &EngineOptions,
+) -> Result<Arc<Wal>> {
+    let (wal, records) = Wal::open(
+        log,
+        schema.log_id,
+        schema.log_applied,
+        schema.fresh,
+        options.log_checkpoint_bytes,
+    )?;
+    if let Some((last, _)) = records.last() {
+        tracing::info!(
+            batches = records.len(),
+            last,
+            "replaying the write-ahead log"
+        );
+        let last = *last;
+        for (lsn, payload) in records {
+            let mut txn = db.begin_write()?;
+            txn.set_durability(redb::Durability::None)?;
+            redo::replay(&txn, &payload)?;
+            txn.open_table(schema::META)?
+                .insert(schema::META_LOG_APPLIED, lsn)?;
+            txn.commit()?;
+        }
+        // The checkpoint: the replayed batches become durable in the database file.
+        let txn = db.begin_write()?;
+        txn.open_table(schema::META)?
+            .insert(schema::META_LOG_APPLIED, last)?;
+        txn.commit()?;
+        wal.checkpointed(last);
+    }
+    Ok(Arc::new(wal))
+}
+
+/// Creates every table, checks the format version and reads the log's id and position.
+fn init_schema(db: &redb::Database) -> Result<SchemaState> {
     let txn = db.begin_write()?;
+    let state;
     {
         txn.open_table(schema::DATA)?;
         txn.open_table(schema::TABLES)?;
@@ -628,6 +728,20 @@ fn init_schema(db: &redb::Database) -> Result<()> {
         txn.open_table(schema::TAILS)?;
         let mut meta = txn.open_table(schema::META)?;
         let version = meta.get(schema::META_FORMAT)?.map(|v| v.value());
+        let known_id = meta.get(schema::META_LOG_ID)?.map(|v| v.value());
+        let log_id = match known_id {
+            Some(id) => id,
+            None => {
+                let id = wal::new_id();
+                meta.insert(schema::META_LOG_ID, id)?;
+                id
+            }
+        };
+        state = SchemaState {
+            fresh: version.is_none(),
+            log_id,
+            log_applied: meta.get(schema::META_LOG_APPLIED)?.map_or(0, |v| v.value()),
+        };
         match version {
             None => {
                 meta.insert(schema::META_FORMAT, schema::FORMAT_VERSION)?;
@@ -642,7 +756,7 @@ fn init_schema(db: &redb::Database) -> Result<()> {
         }
     }
     txn.commit()?;
-    Ok(())
+    Ok(state)
 }
 
 /// Loads every tenant into the registry; returns deleted tenants whose purge did not finish.

@@ -93,6 +93,7 @@ mod snapshot;
 mod txn;
 mod types;
 mod unscoped;
+mod wal;
 
 pub use audit::{
     AuditEntry, AuditEvent, AuditQuery, AuditStream, MAX_ACTION_LEN, MAX_MESSAGE_LEN,

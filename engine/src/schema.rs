@@ -44,6 +44,10 @@ pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("te
 pub(crate) const META_NEXT_TENANT: &str = "next_tenant_id";
 pub(crate) const META_NEXT_TABLE: &str = "next_table_id";
 pub(crate) const META_FORMAT: &str = "format_version";
+/// The id that ties the write-ahead log (`<file>-wal`) to this database.
+pub(crate) const META_LOG_ID: &str = "log_id";
+/// LSN of the newest batch this state holds (see [`crate::wal`]).
+pub(crate) const META_LOG_APPLIED: &str = "log_applied";
 /// Format 1 (before the shared audit log) is not read by this version.
 pub(crate) const FORMAT_VERSION: u64 = 2;
 

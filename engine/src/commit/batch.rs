@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use redb::{Key, ReadableTable, Table, TableDefinition, Value, WriteTransaction};
 
+use super::redo::{Redo, RedoTable};
 use super::{Effect, Reply, UsageDelta, now_micros};
 use crate::audit::{AuditEvent, StoredEntry};
 use crate::context::Actor;
@@ -67,6 +68,8 @@ pub(super) struct Batch<'t> {
     effects: Vec<Effect>,
     audit_enabled: bool,
     now: i64,
+    /// The batch's changes, for the write-ahead log (`None` when it is not logged).
+    redo: Option<Redo>,
 }
 
 impl<'t> Batch<'t> {
@@ -74,6 +77,7 @@ impl<'t> Batch<'t> {
         txn: &'t WriteTransaction,
         committed: &'t HashMap<u64, Tail>,
         audit_enabled: bool,
+        logged: bool,
     ) -> Self {
         Batch {
             txn,
@@ -92,21 +96,34 @@ impl<'t> Batch<'t> {
             effects: Vec::new(),
             audit_enabled,
             now: now_micros(),
+            redo: logged.then(Redo::new),
         }
     }
 
-    /// Writes back what the batch changed; returns the new tails and the registry effects.
-    pub(super) fn finish(mut self) -> Result<(HashMap<u64, Tail>, Vec<Effect>)> {
+    /// Writes back what the batch changed; returns the new tails, the registry effects and
+    /// the redo record.
+    pub(super) fn finish(mut self) -> Result<Finished> {
         let txn = self.txn;
         for (id, loaded) in self.records.iter().filter(|(_, loaded)| loaded.changed) {
             let bytes = schema::encode(&loaded.record)?;
             self.tenants.get(txn)?.insert(id, &bytes[..])?;
+            if let Some(redo) = &mut self.redo {
+                redo.put(RedoTable::Tenants, &id.to_le_bytes(), &bytes);
+            }
         }
         let tails = self.tails.get(txn)?;
         for (stream, tail) in &self.new_tails {
-            tails.insert(stream, &tail.encode()[..])?;
+            let bytes = tail.encode();
+            tails.insert(stream, &bytes[..])?;
+            if let Some(redo) = &mut self.redo {
+                redo.put(RedoTable::Tails, &stream.to_le_bytes(), &bytes);
+            }
         }
-        Ok((self.new_tails, self.effects))
+        Ok(Finished {
+            tails: self.new_tails,
+            effects: self.effects,
+            redo: self.redo,
+        })
     }
 
     /// The tenant's record as this batch sees it.
@@ -143,6 +160,9 @@ impl<'t> Batch<'t> {
         let meta = self.meta.get(self.txn)?;
         let next = meta.get(name)?.map_or(1, |v| v.value());
         meta.insert(name, next + 1)?;
+        if let Some(redo) = &mut self.redo {
+            redo.put(RedoTable::Meta, name.as_bytes(), &(next + 1).to_le_bytes());
+        }
         Ok(next)
     }
 
@@ -167,6 +187,9 @@ impl<'t> Batch<'t> {
             .filter(|id| *id < TableId::MAX)
             .ok_or_else(|| Error::Corrupted("table ids exhausted".into()))?;
         self.tables.get(self.txn)?.insert(&key[..], id)?;
+        if let Some(redo) = &mut self.redo {
+            redo.put(RedoTable::Tables, &key, &id.to_le_bytes());
+        }
         self.effects.push(Effect::Table {
             tenant,
             name: name.to_owned(),
@@ -181,6 +204,12 @@ impl<'t> Batch<'t> {
             Some(v) => data.insert(key, v)?,
             None => data.remove(key)?,
         };
+        if let Some(redo) = &mut self.redo {
+            match value {
+                Some(v) => redo.put(RedoTable::Data, key, v),
+                None => redo.remove(RedoTable::Data, key),
+            }
+        }
         Ok(())
     }
 
@@ -269,6 +298,15 @@ impl<'t> Batch<'t> {
         if schema::is_indexed(seq) {
             self.audit_index.get(self.txn)?.insert((stream, seq), pos)?;
         }
+        if let Some(redo) = &mut self.redo {
+            redo.put(RedoTable::Audit, &pos.to_le_bytes(), &bytes);
+            if schema::is_indexed(seq) {
+                let mut key = [0u8; 16];
+                key[..8].copy_from_slice(&stream.to_le_bytes());
+                key[8..].copy_from_slice(&seq.to_le_bytes());
+                redo.put(RedoTable::AuditIndex, &key, &pos.to_le_bytes());
+            }
+        }
         let tail = self.tail_mut(stream)?;
         tail.head = AuditHead {
             seq,
@@ -310,6 +348,9 @@ impl<'t> Batch<'t> {
             }
             let id = TenantId::from_raw(raw);
             self.names.get(self.txn)?.insert(name.as_str(), raw)?;
+            if let Some(redo) = &mut self.redo {
+                redo.put(RedoTable::Names, name.as_bytes(), &raw.to_le_bytes());
+            }
             self.records.insert(
                 raw,
                 Loaded {
@@ -395,6 +436,9 @@ impl<'t> Batch<'t> {
         record.state = TenantState::Deleted.to_u8();
         let name = record.name.clone();
         self.names.get(self.txn)?.remove(name.as_str())?;
+        if let Some(redo) = &mut self.redo {
+            redo.remove(RedoTable::Names, name.as_bytes());
+        }
         let draft = AuditEvent::new("tenant.delete").target(format!("tenant {name} ({tenant})"));
         self.append_both(tenant.get(), actor, draft)?;
         self.effects.push(Effect::State {
@@ -423,10 +467,24 @@ impl<'t> Batch<'t> {
             Some(_) => {}
         }
         let (start, end) = keys::tenant_range(tenant);
-        let removed = remove_chunk(self.data.get(self.txn)?, &start, &end, max_keys.max(1))?;
+        let data = self.data.get(self.txn)?;
+        let removed = remove_chunk(
+            data,
+            &start,
+            &end,
+            max_keys.max(1),
+            self.redo.as_mut().map(|r| (r, RedoTable::Data)),
+        )?;
         let done = removed < max_keys.max(1) as u64;
         if done {
-            remove_chunk(self.tables.get(self.txn)?, &start, &end, usize::MAX)?;
+            let tables = self.tables.get(self.txn)?;
+            remove_chunk(
+                tables,
+                &start,
+                &end,
+                usize::MAX,
+                self.redo.as_mut().map(|r| (r, RedoTable::Tables)),
+            )?;
             if let Some(record) = self.record_mut(tenant.get())? {
                 record.purged = true;
             }
@@ -440,16 +498,25 @@ impl<'t> Batch<'t> {
     }
 }
 
+/// What a batch leaves: the new tails, the registry effects and the redo record.
+pub(super) struct Finished {
+    pub(super) tails: HashMap<u64, Tail>,
+    pub(super) effects: Vec<Effect>,
+    pub(super) redo: Option<Redo>,
+}
+
 fn borrow(s: &Option<String>) -> Option<Cow<'_, str>> {
     s.as_deref().map(Cow::Borrowed)
 }
 
-/// Removes the first `max` keys in `[start, end)`; returns how many it removed.
+/// Removes the first `max` keys in `[start, end)` (and logs the removal in `redo`); returns
+/// how many it removed.
 fn remove_chunk<V: redb::Value + 'static>(
     table: &mut Table<'_, &'static [u8], V>,
     start: &[u8],
     end: &[u8],
     max: usize,
+    redo: Option<(&mut Redo, RedoTable)>,
 ) -> Result<u64> {
     let mut count = 0u64;
     let mut last = None;
@@ -460,6 +527,9 @@ fn remove_chunk<V: redb::Value + 'static>(
     }
     if let Some(last) = last {
         table.retain_in(start..=&last[..], |_, _| false)?;
+        if let Some((redo, which)) = redo {
+            redo.remove_range(which, start, &last);
+        }
     }
     Ok(count)
 }

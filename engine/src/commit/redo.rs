@@ -1,0 +1,290 @@
+//! Redo records: the changes a batch made to redb's tables, as the write-ahead log keeps them.
+//!
+//! A record is a list of operations, each `kind u8, table u8, key length u32 LE, key`, then for
+//! a put `value length u32 LE, value`, and for a range removal the inclusive end key the same
+//! way. Keys and values are the tables' own bytes: integers little-endian, `(u64, u64)` as two
+//! of them, names as UTF-8. Replaying a record applies the operations in order, so the redb
+//! state after replay is the state the batch committed.
+
+use redb::{Table, TableDefinition, WriteTransaction};
+
+use crate::error::{Error, Result};
+use crate::schema;
+use crate::wal::RECORD_HEADER;
+
+/// The tables a batch changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum RedoTable {
+    Data = 0,
+    Tables = 1,
+    Tenants = 2,
+    Names = 3,
+    Audit = 4,
+    AuditIndex = 5,
+    Tails = 6,
+    Meta = 7,
+}
+
+impl RedoTable {
+    fn from_u8(byte: u8) -> Result<Self> {
+        Ok(match byte {
+            0 => RedoTable::Data,
+            1 => RedoTable::Tables,
+            2 => RedoTable::Tenants,
+            3 => RedoTable::Names,
+            4 => RedoTable::Audit,
+            5 => RedoTable::AuditIndex,
+            6 => RedoTable::Tails,
+            7 => RedoTable::Meta,
+            _ => return Err(torn()),
+        })
+    }
+}
+
+const PUT: u8 = 1;
+const REMOVE: u8 = 2;
+const REMOVE_RANGE: u8 = 3;
+
+/// The operations of one batch, after [`RECORD_HEADER`] bytes the log fills in.
+#[derive(Debug)]
+pub(crate) struct Redo {
+    buf: Vec<u8>,
+}
+
+impl Redo {
+    pub(crate) fn new() -> Self {
+        let mut buf = Vec::with_capacity(16 * 1024);
+        buf.resize(RECORD_HEADER, 0);
+        Redo { buf }
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        // Keys are at most a few KiB and values at most 16 MiB (checked before they get here).
+        self.buf
+            .extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes());
+        self.buf.extend_from_slice(bytes);
+    }
+
+    pub(crate) fn put(&mut self, table: RedoTable, key: &[u8], value: &[u8]) {
+        self.buf.extend_from_slice(&[PUT, table as u8]);
+        self.bytes(key);
+        self.bytes(value);
+    }
+
+    pub(crate) fn remove(&mut self, table: RedoTable, key: &[u8]) {
+        self.buf.extend_from_slice(&[REMOVE, table as u8]);
+        self.bytes(key);
+    }
+
+    /// Removal of every key in `start..=end`.
+    pub(crate) fn remove_range(&mut self, table: RedoTable, start: &[u8], end: &[u8]) {
+        self.buf.extend_from_slice(&[REMOVE_RANGE, table as u8]);
+        self.bytes(start);
+        self.bytes(end);
+    }
+
+    /// The record, header space included.
+    pub(crate) fn record(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+}
+
+/// Reads a record's operations.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.rest.len() < n {
+            return Err(torn());
+        }
+        let (head, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        Ok(head)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8]> {
+        let len = self.take(4)?;
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]);
+        self.take(usize::try_from(len).map_err(|_| torn())?)
+    }
+}
+
+fn torn() -> Error {
+    Error::Corrupted("a write-ahead log record has a malformed operation".into())
+}
+
+fn u64_of(bytes: &[u8]) -> Result<u64> {
+    Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| torn())?))
+}
+
+fn u32_of(bytes: &[u8]) -> Result<u32> {
+    Ok(u32::from_le_bytes(bytes.try_into().map_err(|_| torn())?))
+}
+
+fn str_of(bytes: &[u8]) -> Result<&str> {
+    std::str::from_utf8(bytes).map_err(|_| torn())
+}
+
+fn pair_of(bytes: &[u8]) -> Result<(u64, u64)> {
+    if bytes.len() != 16 {
+        return Err(torn());
+    }
+    Ok((u64_of(&bytes[..8])?, u64_of(&bytes[8..])?))
+}
+
+/// The tables of one replay, opened on first use.
+struct Tables<'t> {
+    txn: &'t WriteTransaction,
+    data: Option<Table<'t, &'static [u8], &'static [u8]>>,
+    tables: Option<Table<'t, &'static [u8], u32>>,
+    tenants: Option<Table<'t, u64, &'static [u8]>>,
+    names: Option<Table<'t, &'static str, u64>>,
+    audit: Option<Table<'t, u64, &'static [u8]>>,
+    audit_index: Option<Table<'t, (u64, u64), u64>>,
+    tails: Option<Table<'t, u64, &'static [u8]>>,
+    meta: Option<Table<'t, &'static str, u64>>,
+}
+
+fn open<'s, 't, K: redb::Key + 'static, V: redb::Value + 'static>(
+    slot: &'s mut Option<Table<'t, K, V>>,
+    txn: &'t WriteTransaction,
+    definition: TableDefinition<'static, K, V>,
+) -> Result<&'s mut Table<'t, K, V>> {
+    if slot.is_none() {
+        *slot = Some(txn.open_table(definition)?);
+    }
+    slot.as_mut().ok_or_else(torn)
+}
+
+/// Applies the operations of a record's payload to `txn`.
+pub(crate) fn replay(txn: &WriteTransaction, payload: &[u8]) -> Result<()> {
+    let mut t = Tables {
+        txn,
+        data: None,
+        tables: None,
+        tenants: None,
+        names: None,
+        audit: None,
+        audit_index: None,
+        tails: None,
+        meta: None,
+    };
+    let mut reader = Reader { rest: payload };
+    while !reader.rest.is_empty() {
+        let head = reader.take(2)?;
+        let (kind, table) = (head[0], head[1]);
+        let key = reader.bytes()?;
+        let other = match kind {
+            PUT | REMOVE_RANGE => Some(reader.bytes()?),
+            REMOVE => None,
+            _ => return Err(torn()),
+        };
+        t.apply(kind, table, key, other)?;
+    }
+    Ok(())
+}
+
+impl Tables<'_> {
+    fn apply(&mut self, kind: u8, table: u8, key: &[u8], other: Option<&[u8]>) -> Result<()> {
+        use RedoTable as T;
+        let txn = self.txn;
+        match (T::from_u8(table)?, kind, other) {
+            (T::Data, PUT, Some(v)) => {
+                open(&mut self.data, txn, schema::DATA)?.insert(key, v)?;
+                Ok(())
+            }
+            (T::Data, ..) => remove(open(&mut self.data, txn, schema::DATA)?, kind, key, other),
+            (T::Tables, PUT, Some(v)) => {
+                open(&mut self.tables, txn, schema::TABLES)?.insert(key, u32_of(v)?)?;
+                Ok(())
+            }
+            (T::Tables, ..) => remove(
+                open(&mut self.tables, txn, schema::TABLES)?,
+                kind,
+                key,
+                other,
+            ),
+            (T::Tenants, PUT, Some(v)) => {
+                open(&mut self.tenants, txn, schema::TENANTS)?.insert(u64_of(key)?, v)?;
+                Ok(())
+            }
+            (T::Names, PUT, Some(v)) => {
+                open(&mut self.names, txn, schema::TENANT_NAMES)?
+                    .insert(str_of(key)?, u64_of(v)?)?;
+                Ok(())
+            }
+            (T::Names, REMOVE, None) => {
+                open(&mut self.names, txn, schema::TENANT_NAMES)?.remove(str_of(key)?)?;
+                Ok(())
+            }
+            (T::Audit, PUT, Some(v)) => {
+                open(&mut self.audit, txn, schema::AUDIT)?.insert(u64_of(key)?, v)?;
+                Ok(())
+            }
+            (T::AuditIndex, PUT, Some(v)) => {
+                open(&mut self.audit_index, txn, schema::AUDIT_INDEX)?
+                    .insert(pair_of(key)?, u64_of(v)?)?;
+                Ok(())
+            }
+            (T::Tails, PUT, Some(v)) => {
+                open(&mut self.tails, txn, schema::TAILS)?.insert(u64_of(key)?, v)?;
+                Ok(())
+            }
+            (T::Meta, PUT, Some(v)) => {
+                open(&mut self.meta, txn, schema::META)?.insert(str_of(key)?, u64_of(v)?)?;
+                Ok(())
+            }
+            _ => Err(torn()),
+        }
+    }
+}
+
+/// A removal from a table keyed by bytes: one key, or `key..=end`.
+fn remove<V: redb::Value + 'static>(
+    table: &mut Table<'_, &'static [u8], V>,
+    kind: u8,
+    key: &[u8],
+    end: Option<&[u8]>,
+) -> Result<()> {
+    match (kind, end) {
+        (REMOVE, None) => {
+            table.remove(key)?;
+        }
+        (REMOVE_RANGE, Some(end)) => {
+            table.retain_in(key..=end, |_, _| false)?;
+        }
+        _ => return Err(torn()),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_record_is_an_error_not_a_panic() {
+        let db = redb::Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap();
+        let txn = db.begin_write().unwrap();
+        let mut redo = Redo::new();
+        redo.put(RedoTable::Meta, b"counter", &7u64.to_le_bytes());
+        let whole = redo.record()[RECORD_HEADER..].to_vec();
+        replay(&txn, &whole).unwrap();
+        for cut in 1..whole.len() {
+            assert!(replay(&txn, &whole[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut bad = Redo::new();
+        bad.put(RedoTable::Tenants, b"short", b"v");
+        assert!(replay(&txn, &bad.record()[RECORD_HEADER..]).is_err());
+        let mut bad = Redo::new();
+        bad.put(RedoTable::Names, &[0xff, 0xfe], &1u64.to_le_bytes());
+        assert!(replay(&txn, &bad.record()[RECORD_HEADER..]).is_err());
+        assert!(replay(&txn, &[9, 0, 0, 0, 0, 0]).is_err());
+    }
+}

@@ -1,0 +1,320 @@
+//! The write-ahead log: how a batch of commits becomes durable with one sequential write.
+//!
+//! Making a redb transaction durable writes every page it changed, wherever the page lives in
+//! the file, and then syncs. A batch of tenants' commits changes two pages per tenant (its leaf
+//! of the data B-tree and that leaf's parent), so the cost of a durable batch grows with the
+//! number of scattered pages the kernel has to write back. The log turns that into one
+//! append: the committer writes the batch's changes (its redo record) to the end of the log,
+//! syncs the log, and only then commits the redb transaction, without syncing redb. A commit is
+//! acknowledged after that, so every acknowledged commit is in the synced log.
+//!
+//! Every so often (when the log holds [`crate::EngineOptions::log_checkpoint_bytes`]) a batch is
+//! committed to redb durably instead (a checkpoint): redb then writes each page changed since
+//! the last checkpoint once, however many commits changed it, and the log starts again from
+//! its beginning. Every redb transaction of the pipeline records the sequence number (LSN) of
+//! its batch in `tenantry.meta`, so the durable redb state says which batches it holds.
+//!
+//! Opening a database replays the records after that LSN, in order, and checkpoints. A record
+//! is only replayed if it is whole (its checksum covers the database's log id, its LSN, its
+//! length and its bytes) and continues the LSN sequence: the scan stops at the first record
+//! that does not, which is where the log ends (a record cut short by a crash was never
+//! acknowledged). Records older than the last checkpoint are skipped; a missing record after it
+//! is reported as corruption.
+//!
+//! ## Layout
+//!
+//! | offset | bytes | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `TNTRYWAL` |
+//! | 8 | 4 | log format version (1), little-endian |
+//! | 12 | 8 | log id: a random number kept in the database's `tenantry.meta` |
+//! | 20 | … | zero up to 4096 |
+//! | 4096 | | records, back to back |
+//!
+//! A record is a 32-byte header followed by its payload:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 4 | magic `0x3152_4C57`, little-endian |
+//! | 4 | payload length, little-endian |
+//! | 8 | LSN, little-endian |
+//! | 16 | the first 16 bytes of BLAKE3 over log id, LSN, length and payload |
+//!
+//! The payload is a list of table operations (see [`crate::commit`]'s redo module). The file
+//! is extended with zeros a megabyte at a time, so that appending does not change its size,
+//! and is reused from the start after each checkpoint.
+
+use parking_lot::Mutex;
+use redb::StorageBackend;
+
+use crate::error::{Error, Result};
+
+/// Bytes before the first record.
+pub(crate) const HEADER_LEN: u64 = 4096;
+/// Bytes of a record header; a redo record reserves them at its start.
+pub(crate) const RECORD_HEADER: usize = 32;
+
+const FILE_MAGIC: &[u8; 8] = b"TNTRYWAL";
+const VERSION: u32 = 1;
+const RECORD_MAGIC: u32 = 0x3152_4C57;
+/// The log grows by at least this much at a time, with zeros.
+const GROW: u64 = 1 << 20;
+
+/// The log, and where its next record goes.
+pub(crate) struct Wal {
+    storage: Box<dyn StorageBackend>,
+    id: u64,
+    checkpoint_bytes: u64,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Where the next record goes.
+    offset: u64,
+    /// Length of the file: everything past `offset` is zeros or stale records.
+    allocated: u64,
+    /// LSN of the next batch.
+    next_lsn: u64,
+    /// Start of the last record appended, until the next checkpoint.
+    last: Option<u64>,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("id", &self.id)
+            .field("state", &*self.state.lock())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A record found in the log: its LSN and payload.
+pub(crate) type Record = (u64, Vec<u8>);
+
+impl Wal {
+    /// Opens the log of the database whose log id is `id` and whose durable state holds every
+    /// batch up to `applied`; returns the log and the records to replay, oldest first.
+    ///
+    /// A log that is empty, cut short before its header was written, or (when `fresh`, a
+    /// database created by this open) written for another database is started afresh.
+    pub(crate) fn open(
+        storage: Box<dyn StorageBackend>,
+        id: u64,
+        applied: u64,
+        fresh: bool,
+        checkpoint_bytes: u64,
+    ) -> Result<(Wal, Vec<Record>)> {
+        let len = storage.len().map_err(Error::storage_io)?;
+        let mut header = [0u8; 20];
+        let readable = len >= HEADER_LEN;
+        if readable {
+            storage.read(0, &mut header).map_err(Error::storage_io)?;
+        }
+        let blank = header.iter().all(|&b| b == 0);
+        let ours = readable && &header[..8] == FILE_MAGIC;
+        if readable && !blank && !ours {
+            return Err(Error::Corrupted(
+                "the write-ahead log (the database's `-wal` file) is not a tenantry log".into(),
+            ));
+        }
+        if ours {
+            let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+            if version != VERSION {
+                return Err(Error::Corrupted(format!(
+                    "the write-ahead log has format version {version}; this version reads {VERSION} only"
+                )));
+            }
+        }
+        let log_id = u64::from_le_bytes(header[12..20].try_into().unwrap_or([0; 8]));
+        let start_afresh = !ours || (log_id != id && fresh);
+        if ours && log_id != id && !fresh {
+            return Err(Error::Corrupted(
+                "the write-ahead log (the database's `-wal` file) belongs to another database"
+                    .into(),
+            ));
+        }
+        let wal = Wal {
+            storage,
+            id,
+            checkpoint_bytes: checkpoint_bytes.max(1),
+            state: Mutex::new(State {
+                offset: HEADER_LEN,
+                allocated: len.max(HEADER_LEN),
+                next_lsn: applied + 1,
+                last: None,
+            }),
+        };
+        if start_afresh {
+            wal.write_header()?;
+            return Ok((wal, Vec::new()));
+        }
+        let records = wal.scan(len)?;
+        let newest = records.last().map_or(0, |(lsn, _)| *lsn);
+        let pending: Vec<Record> = records
+            .into_iter()
+            .filter(|(lsn, _)| *lsn > applied)
+            .collect();
+        if let Some((first, _)) = pending.first()
+            && *first != applied + 1
+        {
+            return Err(Error::Corrupted(format!(
+                "the write-ahead log starts at batch {first}, but the database holds batches up to {applied} only"
+            )));
+        }
+        wal.state.lock().next_lsn = applied.max(newest) + 1;
+        Ok((wal, pending))
+    }
+
+    fn write_header(&self) -> Result<()> {
+        let mut header = vec![0u8; HEADER_LEN as usize];
+        header[..8].copy_from_slice(FILE_MAGIC);
+        header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        header[12..20].copy_from_slice(&self.id.to_le_bytes());
+        self.storage.write(0, &header).map_err(Error::storage_io)?;
+        self.storage.sync_data().map_err(Error::storage_io)
+    }
+
+    /// The whole records from the start of the log with consecutive LSNs.
+    fn scan(&self, len: u64) -> Result<Vec<Record>> {
+        let size = usize::try_from(len - HEADER_LEN)
+            .map_err(|_| Error::Corrupted("the write-ahead log is too large".into()))?;
+        let mut bytes = vec![0u8; size];
+        self.storage
+            .read(HEADER_LEN, &mut bytes)
+            .map_err(Error::storage_io)?;
+        let mut records: Vec<Record> = Vec::new();
+        let mut pos = 0usize;
+        while let Some(head) = bytes.get(pos..pos + RECORD_HEADER) {
+            let word = |at: usize| {
+                u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]])
+            };
+            if word(0) != RECORD_MAGIC {
+                break;
+            }
+            let Ok(len) = usize::try_from(word(4)) else {
+                break;
+            };
+            let lsn = u64::from_le_bytes(head[8..16].try_into().unwrap_or([0; 8]));
+            let body_start = pos + RECORD_HEADER;
+            let Some(payload) = body_start
+                .checked_add(len)
+                .and_then(|end| bytes.get(body_start..end))
+            else {
+                break;
+            };
+            if head[16..32] != self.checksum(lsn, payload)[..]
+                || records.last().is_some_and(|(prev, _)| *prev + 1 != lsn)
+            {
+                break;
+            }
+            records.push((lsn, payload.to_vec()));
+            pos = body_start + len;
+        }
+        Ok(records)
+    }
+
+    fn checksum(&self, lsn: u64, payload: &[u8]) -> [u8; 16] {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&self.id.to_le_bytes());
+        hasher.update(&lsn.to_le_bytes());
+        hasher.update(&(payload.len() as u64).to_le_bytes());
+        hasher.update(payload);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+        out
+    }
+
+    /// LSN of the next batch.
+    pub(crate) fn next_lsn(&self) -> u64 {
+        self.state.lock().next_lsn
+    }
+
+    /// Whether the next batch should be a checkpoint.
+    pub(crate) fn wants_checkpoint(&self) -> bool {
+        self.state.lock().offset - HEADER_LEN >= self.checkpoint_bytes
+    }
+
+    /// Appends `record` (its first [`RECORD_HEADER`] bytes reserved for the header) as batch
+    /// `lsn` and syncs the log. Only the holder of the commit pipeline calls it.
+    pub(crate) fn append(&self, lsn: u64, record: &mut [u8]) -> Result<()> {
+        let mut state = self.state.lock();
+        if lsn != state.next_lsn {
+            return Err(Error::Corrupted(format!(
+                "write-ahead log: batch {lsn} appended where {} was due",
+                state.next_lsn
+            )));
+        }
+        let payload_len = u32::try_from(record.len() - RECORD_HEADER)
+            .map_err(|_| Error::Corrupted("a batch's redo record is larger than 4 GiB".into()))?;
+        let checksum = self.checksum(lsn, &record[RECORD_HEADER..]);
+        record[..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
+        record[4..8].copy_from_slice(&payload_len.to_le_bytes());
+        record[8..16].copy_from_slice(&lsn.to_le_bytes());
+        record[16..32].copy_from_slice(&checksum);
+        let end = state.offset + record.len() as u64;
+        if end > state.allocated {
+            self.grow(&mut state, end)?;
+        }
+        self.storage
+            .write(state.offset, record)
+            .map_err(Error::storage_io)?;
+        self.storage.sync_data().map_err(Error::storage_io)?;
+        state.last = Some(state.offset);
+        state.offset = end;
+        state.next_lsn = lsn + 1;
+        Ok(())
+    }
+
+    /// Extends the file with zeros to hold at least `end` bytes.
+    fn grow(&self, state: &mut State, end: u64) -> Result<()> {
+        let target = end.max(state.allocated + GROW).next_multiple_of(GROW);
+        let zeros = vec![0u8; GROW as usize];
+        let mut at = state.allocated;
+        while at < target {
+            let n = (target - at).min(GROW);
+            self.storage
+                .write(at, &zeros[..n as usize])
+                .map_err(Error::storage_io)?;
+            at += n;
+        }
+        state.allocated = target;
+        Ok(())
+    }
+
+    /// Takes back the last record appended, after its batch failed to commit to redb: the
+    /// record's magic is zeroed and synced, so no replay finds it.
+    pub(crate) fn void_last(&self) -> Result<()> {
+        let mut state = self.state.lock();
+        let Some(at) = state.last.take() else {
+            return Ok(());
+        };
+        self.storage
+            .write(at, &[0u8; 4])
+            .map_err(Error::storage_io)?;
+        self.storage.sync_data().map_err(Error::storage_io)?;
+        state.offset = at;
+        state.next_lsn -= 1;
+        Ok(())
+    }
+
+    /// Records that batch `lsn` was committed to redb durably (a checkpoint): every earlier
+    /// batch is in the durable redb state, and the log starts again from its beginning.
+    pub(crate) fn checkpointed(&self, lsn: u64) {
+        let mut state = self.state.lock();
+        state.next_lsn = lsn + 1;
+        state.offset = HEADER_LEN;
+        state.last = None;
+    }
+}
+
+/// A new random log id (from the standard library's per-process random hash keys).
+pub(crate) fn new_id() -> u64 {
+    use std::hash::BuildHasher;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    std::collections::hash_map::RandomState::new()
+        .hash_one((now.as_nanos(), std::process::id()))
+        .max(1)
+}
