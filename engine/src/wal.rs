@@ -318,3 +318,168 @@ pub(crate) fn new_id() -> u64 {
         .hash_one((now.as_nanos(), std::process::id()))
         .max(1)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A file in memory that outlives the log opened on it.
+    #[derive(Debug, Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl StorageBackend for Shared {
+        fn len(&self) -> std::io::Result<u64> {
+            Ok(self.0.lock().len() as u64)
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+            let bytes = self.0.lock();
+            let start = offset as usize;
+            out.copy_from_slice(&bytes[start..start + out.len()]);
+            Ok(())
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.0.lock().resize(len as usize, 0);
+            Ok(())
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            let mut bytes = self.0.lock();
+            let end = offset as usize + data.len();
+            if bytes.len() < end {
+                bytes.resize(end, 0);
+            }
+            bytes[offset as usize..end].copy_from_slice(data);
+            Ok(())
+        }
+    }
+
+    const ID: u64 = 42;
+
+    fn open(file: &Shared, applied: u64, fresh: bool) -> Result<(Wal, Vec<Record>)> {
+        Wal::open(Box::new(file.clone()), ID, applied, fresh, 1 << 20)
+    }
+
+    fn append(wal: &Wal, payload: &[u8]) -> u64 {
+        let lsn = wal.next_lsn();
+        let mut record = vec![0u8; RECORD_HEADER];
+        record.extend_from_slice(payload);
+        wal.append(lsn, &mut record).unwrap();
+        lsn
+    }
+
+    fn lsns(records: &[Record]) -> Vec<u64> {
+        records.iter().map(|(lsn, _)| *lsn).collect()
+    }
+
+    #[test]
+    fn records_after_the_applied_batch_are_replayed_in_order() {
+        let file = Shared::default();
+        let (wal, records) = open(&file, 0, true).unwrap();
+        assert!(records.is_empty());
+        for i in 1..=5u8 {
+            assert_eq!(append(&wal, &[i; 100]), u64::from(i));
+        }
+        drop(wal);
+        let (wal, records) = open(&file, 2, false).unwrap();
+        assert_eq!(lsns(&records), [3, 4, 5]);
+        assert_eq!(records[0].1, vec![3u8; 100]);
+        assert_eq!(wal.next_lsn(), 6);
+        let (_, records) = open(&file, 5, false).unwrap();
+        assert!(records.is_empty());
+    }
+
+    #[test]
+    fn the_log_ends_at_a_torn_or_changed_record() {
+        let file = Shared::default();
+        let (wal, _) = open(&file, 0, true).unwrap();
+        for _ in 0..3 {
+            append(&wal, b"some operations");
+        }
+        let end = HEADER_LEN as usize + 3 * (RECORD_HEADER + 15);
+        // The last record cut short, as by a crash in the middle of its write.
+        file.0.lock()[end - 4..end].fill(0);
+        let (_, records) = open(&file, 0, false).unwrap();
+        assert_eq!(lsns(&records), [1, 2]);
+        // A byte of the second record's payload changed.
+        file.0.lock()[end - 2 * (RECORD_HEADER + 15) + RECORD_HEADER + 1] ^= 1;
+        let (_, records) = open(&file, 0, false).unwrap();
+        assert_eq!(lsns(&records), [1]);
+    }
+
+    #[test]
+    fn after_a_checkpoint_older_records_are_never_replayed() {
+        let file = Shared::default();
+        let (wal, _) = open(&file, 0, true).unwrap();
+        for _ in 0..4 {
+            append(&wal, &[7; 64]);
+        }
+        // Batch 5 is the checkpoint; 6 overwrites the first old record, and old records 2..4
+        // still follow it in the file.
+        wal.checkpointed(5);
+        assert_eq!(append(&wal, &[9; 64]), 6);
+        drop(wal);
+        let (_, records) = open(&file, 5, false).unwrap();
+        assert_eq!(lsns(&records), [6]);
+        // A crash right after the checkpoint: only old records, all in the durable state.
+        let file = Shared::default();
+        let (wal, _) = open(&file, 0, true).unwrap();
+        for _ in 0..4 {
+            append(&wal, &[7; 64]);
+        }
+        wal.checkpointed(5);
+        let (wal, records) = open(&file, 5, false).unwrap();
+        assert!(records.is_empty());
+        assert_eq!(wal.next_lsn(), 6);
+    }
+
+    #[test]
+    fn a_missing_record_after_the_durable_state_is_corruption() {
+        let file = Shared::default();
+        let (wal, _) = open(&file, 0, true).unwrap();
+        wal.checkpointed(9);
+        append(&wal, b"batch 10");
+        assert!(matches!(open(&file, 3, false), Err(Error::Corrupted(_))));
+    }
+
+    #[test]
+    fn a_voided_record_is_not_replayed() {
+        let file = Shared::default();
+        let (wal, _) = open(&file, 0, true).unwrap();
+        append(&wal, b"one");
+        append(&wal, b"two");
+        wal.void_last().unwrap();
+        assert_eq!(wal.next_lsn(), 2);
+        let (_, records) = open(&file, 0, false).unwrap();
+        assert_eq!(lsns(&records), [1]);
+    }
+
+    #[test]
+    fn another_databases_log_is_refused_unless_the_database_is_new() {
+        let file = Shared::default();
+        let (wal, _) = open(&file, 0, true).unwrap();
+        append(&wal, b"theirs");
+        drop(wal);
+        let other = |fresh| Wal::open(Box::new(file.clone()), ID + 1, 0, fresh, 1 << 20);
+        assert!(matches!(other(false), Err(Error::Corrupted(_))));
+        let (wal, records) = other(true).unwrap();
+        assert!(records.is_empty(), "a new database starts its log afresh");
+        assert_eq!(wal.next_lsn(), 1);
+        let garbage = Shared(Arc::new(Mutex::new(vec![0xAB; HEADER_LEN as usize])));
+        assert!(matches!(open(&garbage, 0, true), Err(Error::Corrupted(_))));
+    }
+
+    #[test]
+    fn a_log_cut_short_before_its_header_starts_afresh() {
+        let file = Shared(Arc::new(Mutex::new(b"TNTR".to_vec())));
+        let (wal, records) = open(&file, 0, false).unwrap();
+        assert!(records.is_empty());
+        append(&wal, b"after");
+        let (_, records) = open(&file, 0, false).unwrap();
+        assert_eq!(lsns(&records), [1]);
+    }
+}

@@ -1,11 +1,12 @@
 //! Power-loss test: a storage backend that forgets every write not yet synced, and loses power
 //! at a random backend call while six threads commit.
 //!
-//! [`Disk`] keeps two images of the file. Writes and `set_len` change the volatile one (what the
-//! page cache holds) and are logged; `sync_data` replays the log onto the durable one (what the
-//! platter holds). After a seeded countdown of backend calls, the power fails: that call and
-//! every later one return an I/O error, and the durable image keeps either none of the unsynced
-//! writes or, for a torn loss, a random subset of them (whole writes, in any combination: a disk
+//! [`Disk`] keeps two images of each of its files (the database and its write-ahead log).
+//! Writes and `set_len` change the volatile image (what the page cache holds) and are logged;
+//! `sync_data` replays the file's log onto its durable image (what the platter holds). After a
+//! seeded countdown of backend calls, the power fails: that call and every later one return an
+//! I/O error, and the durable images keep either none of the unsynced writes or, for a torn
+//! loss, a random subset of them (whole writes, in any combination and of either file: a disk
 //! reorders what was not fenced by a sync). The engine must fail its commits with a typed error
 //! ([`Error::EngineFailed`] or a storage error), report the failure through
 //! [`Engine::failure`], and drop without panicking. Then a fresh engine opens only the durable
@@ -14,9 +15,12 @@
 //! (data and audit entries alike), every receipt is in the audit log, and every stream is
 //! gapless and verifies.
 //!
-//! Each seed runs several cycles on one image, the next cycle starting from the durable image
-//! the last one left (crash recovery not yet run), so power also fails during recovery and
-//! during `Engine::open`. 30 seeds by default, `TENANTRY_POWER_LOSS_CYCLES` for more;
+//! Three seeds in four open the engine as `Engine::open` does, with a write-ahead log, which is
+//! checkpointed every 4 KiB (nearly every batch), every 64 KiB, or every 16 MiB (the default:
+//! in these runs, only when a crash is recovered); the fourth runs without a log, as on a
+//! custom backend, where redb makes each batch durable itself. Each seed runs several cycles on
+//! one image, the next cycle starting from the durable image the last one left (crash recovery
+//! not yet run), so power also fails during recovery and during `Engine::open`. 30 seeds by default, `TENANTRY_POWER_LOSS_CYCLES` for more;
 //! `TENANTRY_POWER_LOSS_SEED` replays a failed run's countdowns and tears (thread timing still
 //! varies).
 //!
@@ -81,12 +85,19 @@ impl Unsynced {
     }
 }
 
-/// The two images of the file, and when the power fails.
-#[derive(Debug)]
-struct DiskState {
+/// The two images of one file.
+#[derive(Debug, Default)]
+struct Image {
     volatile: Vec<u8>,
     durable: Vec<u8>,
-    unsynced: Vec<Unsynced>,
+}
+
+/// The files of the disk (the database and its write-ahead log), and when the power fails.
+#[derive(Debug)]
+struct DiskState {
+    files: [Image; 2],
+    /// Unsynced operations of every file, in order, with their file.
+    unsynced: Vec<(usize, Unsynced)>,
     /// Backend calls left before the power fails; `None` never fails.
     countdown: Option<u64>,
     powered: bool,
@@ -100,10 +111,14 @@ struct DiskState {
     torn_dropped: usize,
 }
 
-/// A [`StorageBackend`] with a durable and a volatile image. Clones share the disk, so the
-/// test keeps one to cut the power and read the durable image.
+/// A [`StorageBackend`] for one file of a disk whose files each have a durable and a volatile
+/// image: file 0 is the database, file 1 ([`Disk::log`]) its write-ahead log. Clones share the
+/// disk, so the test keeps one to cut the power and read the durable images.
 #[derive(Clone)]
-struct Disk(Arc<Mutex<DiskState>>);
+struct Disk {
+    state: Arc<Mutex<DiskState>>,
+    file: usize,
+}
 
 impl std::fmt::Debug for Disk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,23 +138,28 @@ impl DiskState {
             return;
         }
         self.powered = false;
-        for op in std::mem::take(&mut self.unsynced) {
+        for (file, op) in std::mem::take(&mut self.unsynced) {
             if self.tear && self.rng.random_bool(0.5) {
-                op.apply(&mut self.durable);
+                op.apply(&mut self.files[file].durable);
                 self.torn_kept += 1;
             } else {
                 self.torn_dropped += 1;
             }
         }
-        self.volatile.clear();
+        for file in &mut self.files {
+            file.volatile.clear();
+        }
     }
 }
 
 impl Disk {
-    fn new(image: Vec<u8>, countdown: Option<u64>, tear: bool, seed: u64) -> Self {
-        Disk(Arc::new(Mutex::new(DiskState {
+    fn new(images: [Vec<u8>; 2], countdown: Option<u64>, tear: bool, seed: u64) -> Self {
+        let files = images.map(|image| Image {
             volatile: image.clone(),
             durable: image,
+        });
+        let state = Arc::new(Mutex::new(DiskState {
+            files,
             unsynced: Vec::new(),
             countdown,
             powered: true,
@@ -149,11 +169,20 @@ impl Disk {
             syncs: 0,
             torn_kept: 0,
             torn_dropped: 0,
-        })))
+        }));
+        Disk { state, file: 0 }
+    }
+
+    /// The write-ahead log's file on the same disk.
+    fn log(&self) -> Disk {
+        Disk {
+            state: Arc::clone(&self.state),
+            file: 1,
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, DiskState> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Counts a call; fails it if the power is off or fails now.
@@ -184,21 +213,35 @@ impl Disk {
         self.state().powered
     }
 
-    /// What survives the power failure.
-    fn durable_image(&self) -> Vec<u8> {
-        self.state().durable.clone()
+    /// What survives the power failure: the images of the database and of its log.
+    fn durable_images(&self) -> [Vec<u8>; 2] {
+        let state = self.state();
+        [0, 1].map(|f| state.files[f].durable.clone())
+    }
+
+    /// Opens an engine on the disk, with its write-ahead log checkpointed every `log` bytes,
+    /// or (`None`) without a log.
+    fn open(&self, log: Option<u64>) -> tenantry_engine::Result<Engine> {
+        let mut options = EngineOptions::default();
+        match log {
+            Some(bytes) => {
+                options.log_checkpoint_bytes = bytes;
+                Engine::open_backend_with_log(self.clone(), self.log(), options)
+            }
+            None => Engine::open_backend(self.clone(), options),
+        }
     }
 }
 
 impl StorageBackend for Disk {
     fn len(&self) -> io::Result<u64> {
-        Ok(self.call()?.volatile.len() as u64)
+        Ok(self.call()?.files[self.file].volatile.len() as u64)
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
         let state = self.call()?;
         let start = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
-        let source = state
+        let source = state.files[self.file]
             .volatile
             .get(start..start + out.len())
             .ok_or(io::ErrorKind::UnexpectedEof)?;
@@ -209,16 +252,20 @@ impl StorageBackend for Disk {
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut state = self.call()?;
         let op = Unsynced::SetLen(len);
-        op.apply(&mut state.volatile);
-        state.unsynced.push(op);
+        op.apply(&mut state.files[self.file].volatile);
+        state.unsynced.push((self.file, op));
         Ok(())
     }
 
     fn sync_data(&self) -> io::Result<()> {
         let mut state = self.call()?;
         let state = &mut *state;
-        for op in state.unsynced.drain(..) {
-            op.apply(&mut state.durable);
+        let (mine, others) = std::mem::take(&mut state.unsynced)
+            .into_iter()
+            .partition(|(file, _)| *file == self.file);
+        state.unsynced = others;
+        for (_, op) in mine {
+            op.apply(&mut state.files[self.file].durable);
         }
         state.syncs += 1;
         Ok(())
@@ -230,8 +277,8 @@ impl StorageBackend for Disk {
             offset,
             data: data.to_vec(),
         };
-        op.apply(&mut state.volatile);
-        state.unsynced.push(op);
+        op.apply(&mut state.files[self.file].volatile);
+        state.unsynced.push((self.file, op));
         Ok(())
     }
 }
@@ -270,9 +317,9 @@ struct CycleReport {
 
 /// Opens an engine on `disk` and commits from every writer until the power fails or each has
 /// made `commits` commits; then makes sure the power is off and the engine knows it.
-fn run_cycle(disk: &Disk, commits: u64, label: &str) -> CycleReport {
+fn run_cycle(disk: &Disk, log: Option<u64>, commits: u64, label: &str) -> CycleReport {
     let mut report = CycleReport::default();
-    let engine = match Engine::open_backend(disk.clone(), EngineOptions::default()) {
+    let engine = match disk.open(log) {
         Ok(engine) => engine,
         Err(e) => {
             assert_storage_failure(&e, "Engine::open_backend", label);
@@ -331,19 +378,29 @@ fn run_cycle(disk: &Disk, commits: u64, label: &str) -> CycleReport {
 
 /// A new, empty database, created with the power on. Power failures while a database file is
 /// being created are the subject of their own test.
-fn empty_database() -> Vec<u8> {
-    let disk = Disk::new(Vec::new(), None, false, 0);
-    drop(Engine::open_backend(disk.clone(), EngineOptions::default()).unwrap());
-    disk.durable_image()
+fn empty_database(log: Option<u64>) -> [Vec<u8>; 2] {
+    let disk = Disk::new([Vec::new(), Vec::new()], None, false, 0);
+    drop(disk.open(log).unwrap());
+    disk.durable_images()
 }
 
-/// One seed: a new database through `CYCLES_PER_SEED` power failures.
+/// One seed: a new database through `CYCLES_PER_SEED` power failures. Three seeds in four
+/// run the engine as `Engine::open` does, with a write-ahead log, checkpointed every 4 KiB
+/// (nearly every batch), 64 KiB or 16 MiB (the default: only when a crash is recovered); the
+/// fourth without a log, as on a custom backend, where redb makes each batch durable itself.
 fn run_seed(seed: u64, stats: &mut Stats) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut image = empty_database();
+    let log = [Some(4 << 10), Some(64 << 10), Some(16 << 20), None][(seed % 4) as usize];
+    let mut image = empty_database(log);
     let mut checker = Checker::new();
     for cycle in 0..CYCLES_PER_SEED {
-        let label = format!("TENANTRY_POWER_LOSS_SEED={seed:#x} cycle {cycle}");
+        let label = format!(
+            "TENANTRY_POWER_LOSS_SEED={seed:#x} cycle {cycle} ({})",
+            match log {
+                Some(bytes) => format!("log checkpointed every {bytes} bytes"),
+                None => "without log".to_owned(),
+            }
+        );
         // One cycle in five loses power early: in `Engine::open`, crash recovery or the
         // first commits.
         let countdown = if rng.random_ratio(1, 5) {
@@ -354,8 +411,8 @@ fn run_seed(seed: u64, stats: &mut Stats) {
         let tear = rng.random_bool(0.75);
         let commits = rng.random_range(1..=MAX_COMMITS_PER_WRITER);
         let disk = Disk::new(image, Some(countdown), tear, rng.random());
-        let report = run_cycle(&disk, commits, &label);
-        image = disk.durable_image();
+        let report = run_cycle(&disk, log, commits, &label);
+        image = disk.durable_images();
         {
             let state = disk.state();
             stats.calls += state.calls;
@@ -368,7 +425,7 @@ fn run_seed(seed: u64, stats: &mut Stats) {
 
         // Check a copy, so that the next cycle starts from the image as the power left it.
         let healthy = Disk::new(image.clone(), None, false, 0);
-        let engine = Engine::open_backend(healthy, EngineOptions::default()).unwrap_or_else(|e| {
+        let engine = healthy.open(log).unwrap_or_else(|e| {
             panic!(
                 "{label}: the durable image does not open: {}",
                 support::chain(&e)
@@ -446,19 +503,30 @@ fn power_loss_loses_no_acknowledged_commit() {
 /// that crashed on its first start could never open its database again.
 #[test]
 fn power_loss_while_creating_the_database() {
+    for log in [Some(16 << 20), None] {
+        creation_power_loss(log);
+    }
+}
+
+fn creation_power_loss(log: Option<u64>) {
     let mut failures = Vec::new();
     let mut calls = 0;
+    let which = if log.is_some() {
+        "with log"
+    } else {
+        "without log"
+    };
     for countdown in 0.. {
         let mut finished = false;
         for (tear, seed) in [(false, 0), (true, 1), (true, 2), (true, 3)] {
             let label = match tear {
-                false => format!("power lost at call {countdown} of the creation"),
-                true => {
-                    format!("power lost at call {countdown} of the creation, torn (seed {seed})")
-                }
+                false => format!("power lost at call {countdown} of the creation ({which})"),
+                true => format!(
+                    "power lost at call {countdown} of the creation ({which}), torn (seed {seed})"
+                ),
             };
-            let disk = Disk::new(Vec::new(), Some(countdown), tear, seed);
-            match Engine::open_backend(disk.clone(), EngineOptions::default()) {
+            let disk = Disk::new([Vec::new(), Vec::new()], Some(countdown), tear, seed);
+            match disk.open(log) {
                 Ok(engine) => {
                     finished = true;
                     drop(engine);
@@ -467,9 +535,9 @@ fn power_loss_while_creating_the_database() {
                 Err(e) => assert_storage_failure(&e, "Engine::open_backend", &label),
             }
             calls = calls.max(countdown + 1);
-            let image = disk.durable_image();
-            let len = image.len();
-            match Engine::open_backend(Disk::new(image, None, false, 0), EngineOptions::default()) {
+            let image = disk.durable_images();
+            let len = image[0].len();
+            match Disk::new(image, None, false, 0).open(log) {
                 Ok(engine) => Checker::new().check(&engine, &[], &[], &label),
                 Err(e) => failures.push(format!(
                     "{label}: the durable image ({len} bytes) does not open: {}",
@@ -481,7 +549,7 @@ fn power_loss_while_creating_the_database() {
             break;
         }
     }
-    eprintln!("creating a database takes {calls} backend calls");
+    eprintln!("creating a database ({which}) takes {calls} backend calls");
     assert!(
         calls > 0,
         "the creation never failed; the test proved nothing"
