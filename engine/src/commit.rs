@@ -5,13 +5,14 @@
 //! The committer thread takes everything queued (up to a batch cap), opens one redb write
 //! transaction, applies each request in order (each is validated against the state the batch has
 //! built so far, so a refused request writes nothing but its refusal's audit entries), appends
-//! the audit entries, commits once (one fsync with `Durability::Immediate`), and only then
-//! replies to every request in the batch and updates the in-memory registry. While it fsyncs,
-//! new requests queue up and form the next batch: that is the group commit.
+//! the audit entries, makes the batch durable once (one append and fsync of the write-ahead
+//! log, see [`crate::wal`], or, without a log, one durable redb commit), and only then replies
+//! to every request in the batch and updates the in-memory registry. While it syncs, new
+//! requests queue up and form the next batch: that is the group commit.
 //!
-//! If redb fails (I/O error, full disk, …) the whole batch is rolled back, every request in it
-//! and every later one fails with [`Error::EngineFailed`], and nothing that was acknowledged is
-//! lost, since acknowledgements are only sent after a successful commit.
+//! If redb or the log fails (I/O error, full disk, …) the whole batch is rolled back, every
+//! request in it and every later one fails with [`Error::EngineFailed`], and nothing that was
+//! acknowledged is lost, since acknowledgements are only sent after a successful commit.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -60,11 +60,19 @@
 //!   snapshot taken after the lock, and buffers its writes: so transactions of one tenant are
 //!   serializable, and an open transaction never holds redb's write lock.
 //! * [`WriteTxn::commit`] queues the buffer to one committer thread, which writes every queued
-//!   commit (many tenants at once) in one redb transaction with one fsync, validating each
-//!   against tenant state and quota first, and appending its audit entries to the tenant's hash
-//!   chain in that same transaction. A refused commit writes nothing but the audit entries
-//!   recording the refusal. After a storage failure the pipeline stops: pending and later
-//!   commits fail with [`Error::EngineFailed`], and nothing acknowledged is lost.
+//!   commit (many tenants at once) in one redb transaction, validating each against tenant
+//!   state and quota first, and appending its audit entries to the tenant's hash chain in that
+//!   same transaction. A refused commit writes nothing but the audit entries recording the
+//!   refusal. After a storage failure the pipeline stops: pending and later commits fail with
+//!   [`Error::EngineFailed`], and nothing acknowledged is lost.
+//! * A batch is made durable by a write-ahead log beside the database file (`<file>-wal`):
+//!   its changes are appended to the log as one record and the log is synced (one sequential
+//!   write and one fsync), then the redb transaction commits without syncing, then callers are
+//!   acknowledged. Every [`EngineOptions::log_checkpoint_bytes`] of log (16 MiB), a batch is
+//!   committed to the database file durably instead, and the log starts again. Opening a
+//!   database replays what the durable file lacks. A durable redb commit would write every page
+//!   the batch changed, scattered over the file: two per tenant in the batch. On a custom
+//!   backend ([`Engine::open_backend`]) there is no log, and redb syncs each batch itself.
 //! * A transaction is capped at 10 MiB (keys, values and audit entries), keys at 4 KiB, values
 //!   at 16 MiB, so that no tenant can stall the shared commit.
 //! * The callers of a committed batch are woken by a second thread, so the committer can start
