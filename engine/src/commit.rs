@@ -245,13 +245,23 @@ impl CommitQueue {
     }
 
     /// Takes the next batch, waiting for work; `None` once closed and drained.
-    fn next_batch(&self, opts: &PipelineOptions) -> Option<Vec<Pending>> {
+    fn next_batch(&self, opts: &PipelineOptions) -> Option<Work> {
         let mut state = self.state.lock();
         while state.pending.is_empty() || state.busy {
             if state.closed && state.pending.is_empty() {
                 return None;
             }
-            self.wake.wait(&mut state);
+            let Some(wal) = &self.wal else {
+                self.wake.wait(&mut state);
+                continue;
+            };
+            // With a log, wake up now and then to checkpoint while idle (commits made on the
+            // callers' own threads do not wake this thread).
+            let idle = self.wake.wait_for(&mut state, IDLE_CHECKPOINT).timed_out();
+            if idle && !state.busy && state.pending.is_empty() && wal.logged_bytes() > 0 {
+                state.busy = true;
+                return Some(Work::Checkpoint);
+            }
         }
         state.busy = true;
         state.last_batch = state.pending.len();
@@ -275,7 +285,25 @@ impl CommitQueue {
             }
         }
         state.pending = rest;
-        Some(batch)
+        Some(Work::Batch(batch))
+    }
+
+    /// Checkpoints while nothing is queued (the caller holds `busy`), so that a commit seldom
+    /// waits for one: writes the batches in the log to the database file durably, and lets the
+    /// log start again.
+    fn checkpoint(&self) -> Result<()> {
+        let _release = Release(self);
+        let Some(wal) = &self.wal else {
+            return Ok(());
+        };
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        let lsn = wal.next_lsn();
+        txn.open_table(schema::META)?
+            .insert(schema::META_LOG_APPLIED, lsn)?;
+        txn.commit()?;
+        wal.checkpointed(lsn);
+        Ok(())
     }
 
     /// Gives up the redb writer, waking the committer if requests queued up meanwhile.
@@ -394,6 +422,16 @@ impl Drop for StopOnPanic<'_> {
     }
 }
 
+/// What the committer does next.
+enum Work {
+    Batch(Vec<Pending>),
+    /// Nothing was queued for [`IDLE_CHECKPOINT`] and the log holds batches.
+    Checkpoint,
+}
+
+/// How long the pipeline is idle before it checkpoints the log.
+const IDLE_CHECKPOINT: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Batches of at most this many requests are answered by the committer itself.
 const INLINE_REPLIES: usize = 4;
 
@@ -422,7 +460,18 @@ fn run(queue: &CommitQueue) {
 }
 
 fn commit_loop(queue: &CommitQueue, deliver: Option<&mpsc::Sender<Delivery>>) {
-    while let Some(batch) = queue.next_batch(&queue.opts) {
+    while let Some(work) = queue.next_batch(&queue.opts) {
+        let batch = match work {
+            Work::Batch(batch) => batch,
+            Work::Checkpoint => {
+                if let Err(err) = queue.checkpoint() {
+                    let message = format!("checkpoint failed: {err}");
+                    tracing::error!("{message}");
+                    queue.fail_all(&message);
+                }
+                continue;
+            }
+        };
         let started = Instant::now();
         let size = batch.len();
         let (requests, replies): (Vec<_>, Vec<_>) =

@@ -230,9 +230,14 @@ impl Wal {
         self.state.lock().next_lsn
     }
 
+    /// Bytes of records appended since the last checkpoint.
+    pub(crate) fn logged_bytes(&self) -> u64 {
+        self.state.lock().offset - HEADER_LEN
+    }
+
     /// Whether the next batch should be a checkpoint.
     pub(crate) fn wants_checkpoint(&self) -> bool {
-        self.state.lock().offset - HEADER_LEN >= self.checkpoint_bytes
+        self.logged_bytes() >= self.checkpoint_bytes
     }
 
     /// Appends `record` (its first [`RECORD_HEADER`] bytes reserved for the header) as batch

@@ -7,6 +7,7 @@ mod lifecycle;
 mod quota;
 mod txn;
 mod unscoped;
+mod wal;
 
 use tenantry_engine::{
     Context, Durability, Engine, EngineOptions, Operator, TenantHandle, TenantId,

@@ -1,0 +1,77 @@
+//! The write-ahead log beside a database file (`<file>-wal`), from the outside.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tenantry_engine::{Engine, EngineOptions, Error};
+
+use super::{ctx, handle, op, put};
+
+fn log_of(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    name.into()
+}
+
+/// Whether a copy of the database file alone (no log) holds `key` of tenant "acme".
+fn file_alone_has(path: &Path, key: &[u8]) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.redb");
+    std::fs::copy(path, &copy).unwrap();
+    let engine = Engine::open(&copy).unwrap();
+    let Some(t) = engine.tenant_id("acme").unwrap() else {
+        return false;
+    };
+    let got = handle(&engine, t).begin_read().unwrap().get("p", key).unwrap();
+    got.is_some()
+}
+
+#[test]
+fn an_idle_engine_checkpoints_its_log_into_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let engine = Engine::open(&path).unwrap();
+    assert!(log_of(&path).exists(), "the log is created beside the file");
+    let t = engine.create_tenant(&op(), "acme").unwrap();
+    put(&handle(&engine, t), "p", b"k", b"v");
+    // The commit is durable in the log at once, and in the file after the pipeline has been
+    // idle for a moment.
+    let started = Instant::now();
+    while !file_alone_has(&path, b"k") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the log was not checkpointed while the engine was idle"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_small_log_is_checkpointed_by_the_commits_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let mut options = EngineOptions::default();
+    options.log_checkpoint_bytes = 1;
+    let engine = Engine::open_with(&path, options).unwrap();
+    let t = engine.create_tenant(&op(), "acme").unwrap();
+    let h = handle(&engine, t);
+    // Creating the tenant filled the log, so this commit is a checkpoint: it and everything
+    // before it are in the file when it returns.
+    put(&h, "p", b"first", b"v");
+    assert!(file_alone_has(&path, b"first"));
+    // The log starts again: the next commit is logged, the one after it a checkpoint.
+    put(&h, "p", b"second", b"v");
+    put(&h, "p", b"third", b"v");
+    assert!(file_alone_has(&path, b"second"));
+    assert!(file_alone_has(&path, b"third"));
+}
+
+#[test]
+fn a_log_of_another_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.redb"), dir.path().join("b.redb"));
+    drop(Engine::open(&a).unwrap());
+    drop(Engine::open(&b).unwrap());
+    std::fs::copy(log_of(&a), log_of(&b)).unwrap();
+    assert!(matches!(Engine::open(&b), Err(Error::Corrupted(_))));
+}
