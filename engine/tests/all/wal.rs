@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tenantry_engine::{Engine, EngineOptions, Error};
 
-use super::{ctx, handle, op, put};
+use super::{handle, op, put};
 
 fn log_of(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
