@@ -61,10 +61,34 @@ pub(crate) struct Snapshot {
     /// The last table named and its prefix (`None`: absent in this snapshot), so that repeated
     /// reads of one table validate and resolve its name once. A snapshot never changes, so
     /// neither does the answer.
-    last_table: Mutex<Option<(Box<str>, Option<TablePrefix>)>>,
+    last_table: Mutex<Option<LastTable>>,
 }
 
 /// Who reads through a snapshot, which decides what it may name.
+/// The table a snapshot resolved last (most callers use one table at a time), with its name
+/// held inline: a lookup compares it without following a pointer.
+struct LastTable {
+    name: [u8; keys::MAX_TABLE_NAME_LEN],
+    len: u8,
+    prefix: Option<TablePrefix>,
+}
+
+impl LastTable {
+    /// `None` for a name too long to be valid (it is never cached).
+    fn new(table: &str, prefix: Option<TablePrefix>) -> Option<Self> {
+        let len = u8::try_from(table.len())
+            .ok()
+            .filter(|&len| usize::from(len) <= keys::MAX_TABLE_NAME_LEN)?;
+        let mut name = [0; keys::MAX_TABLE_NAME_LEN];
+        name[..table.len()].copy_from_slice(table.as_bytes());
+        Some(LastTable { name, len, prefix })
+    }
+
+    fn name(&self) -> &[u8] {
+        &self.name[..usize::from(self.len)]
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
     /// A tenant's own code: tables starting with `_` are refused.
@@ -132,16 +156,16 @@ impl Snapshot {
     }
 
     pub(crate) fn prefix(&self, table: &str) -> Result<Option<TablePrefix>> {
-        if let Some((name, prefix)) = &*self.last_table.lock()
-            && **name == *table
+        if let Some(last) = &*self.last_table.lock()
+            && last.name() == table.as_bytes()
         {
-            return Ok(*prefix);
+            return Ok(last.prefix);
         }
         self.check_table(table)?;
         let prefix = self
             .table_id(table)?
             .map(|id| TablePrefix::new(self.tenant.id, id));
-        *self.last_table.lock() = Some((table.into(), prefix));
+        *self.last_table.lock() = LastTable::new(table, prefix);
         Ok(prefix)
     }
 
