@@ -690,22 +690,18 @@ fn recover(
         options.log_checkpoint_bytes,
     )?;
     if let Some((last, _)) = records.last() {
+        let last = *last;
         tracing::info!(
             batches = records.len(),
             last,
             "replaying the write-ahead log"
         );
-        let last = *last;
-        for (lsn, payload) in records {
-            let mut txn = db.begin_write()?;
-            txn.set_durability(redb::Durability::None)?;
-            redo::replay(&txn, &payload)?;
-            txn.open_table(schema::META)?
-                .insert(schema::META_LOG_APPLIED, lsn)?;
-            txn.commit()?;
-        }
-        // The checkpoint: the replayed batches become durable in the database file.
+        // One durable transaction: a crash during replay leaves the file as it was, and the
+        // next open replays again.
         let txn = db.begin_write()?;
+        for (_, payload) in &records {
+            redo::replay(&txn, payload)?;
+        }
         txn.open_table(schema::META)?
             .insert(schema::META_LOG_APPLIED, last)?;
         txn.commit()?;

@@ -264,7 +264,13 @@ impl Wal {
         self.storage
             .write(state.offset, record)
             .map_err(Error::storage_io)?;
-        self.storage.sync_data().map_err(Error::storage_io)?;
+        if let Err(err) = self.storage.sync_data() {
+            // The record may still reach the disk, and its batch is about to fail: take it
+            // back if the disk lets us, so that no replay applies it.
+            let _ = self.storage.write(state.offset, &[0u8; 4]);
+            let _ = self.storage.sync_data();
+            return Err(Error::storage_io(err));
+        }
         state.last = Some(state.offset);
         state.offset = end;
         state.next_lsn = lsn + 1;

@@ -22,7 +22,11 @@ fn file_alone_has(path: &Path, key: &[u8]) -> bool {
     let Some(t) = engine.tenant_id("acme").unwrap() else {
         return false;
     };
-    let got = handle(&engine, t).begin_read().unwrap().get("p", key).unwrap();
+    let got = handle(&engine, t)
+        .begin_read()
+        .unwrap()
+        .get("p", key)
+        .unwrap();
     got.is_some()
 }
 
