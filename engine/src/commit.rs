@@ -10,9 +10,11 @@
 //! to every request in the batch and updates the in-memory registry. While it syncs, new
 //! requests queue up and form the next batch: that is the group commit.
 //!
-//! If redb or the log fails (I/O error, full disk, …) the whole batch is rolled back, every
-//! request in it and every later one fails with [`Error::EngineFailed`], and nothing that was
-//! acknowledged is lost, since acknowledgements are only sent after a successful commit.
+//! If redb or the log fails (I/O error, full disk, …) every request in the batch and every
+//! later one fails with [`Error::EngineFailed`], the pipeline stops before another commit can
+//! start, and nothing that was acknowledged is lost, since acknowledgements are only sent after
+//! a successful commit. The failed batch is rolled back as far as the storage allows (its log
+//! record is taken back); a failure during the final sync leaves its fate to the disk.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -160,6 +162,8 @@ struct QueueState {
     /// Size of the last batch: more than one means callers are committing concurrently, and
     /// they are better served by the committer's batches than by one inline commit each.
     last_batch: usize,
+    /// When the redb writer was last given up: the pipeline is idle since then.
+    released: Option<Instant>,
 }
 
 /// The queue between callers and the committer, and what committing needs.
@@ -212,27 +216,33 @@ impl CommitQueue {
                 .into_iter()
                 .next()
                 .unwrap_or_else(|| Err(Error::Corrupted("a committed batch gave no reply".into()))),
-            Err(err) => {
-                let message = format!("commit failed: {err}");
-                tracing::error!("{message}");
-                self.fail_all(&message);
-                Err(Error::EngineFailed(message))
-            }
+            Err(message) => Err(Error::EngineFailed(message)),
         }
     }
 
     /// Writes one batch (the caller holds `busy`, which this gives up): applies the requests
-    /// in one redb transaction, and once it is committed, the registry effects.
-    fn write(&self, requests: Vec<Request>) -> Result<Vec<Result<Reply>>> {
+    /// in one redb transaction, and once it is committed, the registry effects. A failure
+    /// stops the pipeline before the writer is given up, so that no commit starts after it;
+    /// the error is the failure's message.
+    fn write(&self, requests: Vec<Request>) -> std::result::Result<Vec<Result<Reply>>, String> {
         let _release = Release(self);
         let mut tails = self.tails.lock();
-        let committed = commit_batch(&self.db, &tails, requests, &self.opts, self.wal.as_deref());
-        // Before anyone hears of the commit, so that a snapshot begun after it sees it.
-        self.reads.invalidate();
-        let (results, new_tails, effects) = committed?;
-        tails.extend(new_tails);
-        apply_effects(&self.registry, effects);
-        Ok(results)
+        let size = requests.len();
+        match commit_batch(&self.db, &tails, requests, &self.opts, self.wal.as_deref()) {
+            Ok((results, new_tails, effects)) => {
+                // Before anyone hears of the commit, so that a snapshot begun after it sees it.
+                self.reads.invalidate();
+                tails.extend(new_tails);
+                apply_effects(&self.registry, effects);
+                Ok(results)
+            }
+            Err(err) => {
+                let message = format!("commit of a batch of {size} failed: {err}");
+                tracing::error!("{message}");
+                self.fail_all(&message);
+                Err(message)
+            }
+        }
     }
 
     /// Stops the pipeline with `message` and fails every queued request.
@@ -255,13 +265,25 @@ impl CommitQueue {
                 self.wake.wait(&mut state);
                 continue;
             };
-            // With a log, wake up now and then to checkpoint while idle (commits made on the
-            // callers' own threads do not wake this thread).
-            let idle = self.wake.wait_for(&mut state, IDLE_CHECKPOINT).timed_out();
-            if idle && !state.busy && state.pending.is_empty() && wal.logged_bytes() > 0 {
+            if state.failed.is_some() {
+                self.wake.wait(&mut state);
+                continue;
+            }
+            // With a log, checkpoint once the pipeline has been idle for a while. Commits made
+            // on the callers' own threads do not wake this thread, so it looks now and then.
+            let quiet = state.released.map_or(IDLE_CHECKPOINT, |at| at.elapsed());
+            if quiet >= IDLE_CHECKPOINT
+                && !state.busy
+                && state.pending.is_empty()
+                && wal.logged_bytes() > 0
+            {
                 state.busy = true;
                 return Some(Work::Checkpoint);
             }
+            let wait = IDLE_CHECKPOINT
+                .saturating_sub(quiet)
+                .max(IDLE_CHECKPOINT / 8);
+            self.wake.wait_for(&mut state, wait);
         }
         state.busy = true;
         state.last_batch = state.pending.len();
@@ -291,33 +313,43 @@ impl CommitQueue {
     /// Checkpoints while nothing is queued (the caller holds `busy`), so that a commit seldom
     /// waits for one: writes the batches in the log to the database file durably, and lets the
     /// log start again.
-    fn checkpoint(&self) -> Result<()> {
+    fn checkpoint(&self) {
         let _release = Release(self);
         let Some(wal) = &self.wal else {
-            return Ok(());
+            return;
         };
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(redb::Durability::Immediate)?;
-        let lsn = wal.next_lsn();
-        txn.open_table(schema::META)?
-            .insert(schema::META_LOG_APPLIED, lsn)?;
-        txn.commit()?;
-        wal.checkpointed(lsn);
-        Ok(())
+        let checkpointed = (|| -> Result<()> {
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(redb::Durability::Immediate)?;
+            let lsn = wal.next_lsn();
+            txn.open_table(schema::META)?
+                .insert(schema::META_LOG_APPLIED, lsn)?;
+            txn.commit()?;
+            wal.checkpointed(lsn);
+            Ok(())
+        })();
+        if let Err(err) = checkpointed {
+            let message = format!("checkpoint failed: {err}");
+            tracing::error!("{message}");
+            // Before the writer is given up, so that no commit starts after the failure.
+            self.fail_all(&message);
+        }
     }
 
     /// Gives up the redb writer, waking the committer if requests queued up meanwhile.
     fn release(&self) {
         let mut state = self.state.lock();
         state.busy = false;
+        state.released = Some(Instant::now());
         if !state.pending.is_empty() || state.closed {
             self.wake.notify_one();
         }
     }
 
+    /// Stops the pipeline (the first failure's message is the one kept) and takes the queue.
     fn fail(&self, message: String) -> Vec<Pending> {
         let mut state = self.state.lock();
-        state.failed = Some(message);
+        state.failed.get_or_insert(message);
         std::mem::take(&mut state.pending)
     }
 
@@ -464,11 +496,7 @@ fn commit_loop(queue: &CommitQueue, deliver: Option<&mpsc::Sender<Delivery>>) {
         let batch = match work {
             Work::Batch(batch) => batch,
             Work::Checkpoint => {
-                if let Err(err) = queue.checkpoint() {
-                    let message = format!("checkpoint failed: {err}");
-                    tracing::error!("{message}");
-                    queue.fail_all(&message);
-                }
+                queue.checkpoint();
                 continue;
             }
         };
@@ -492,10 +520,7 @@ fn commit_loop(queue: &CommitQueue, deliver: Option<&mpsc::Sender<Delivery>>) {
                 }
                 tracing::trace!(size, elapsed = ?started.elapsed(), "committed batch");
             }
-            Err(err) => {
-                let message = format!("commit of a batch of {size} failed: {err}");
-                tracing::error!("{message}");
-                queue.fail_all(&message);
+            Err(message) => {
                 for reply in replies {
                     let _ = reply.send(Err(Error::EngineFailed(message.clone())));
                 }
@@ -543,7 +568,7 @@ fn commit_batch(
         None => None,
     };
     if let (Some(wal), Some(lsn), Some(mut redo)) = (logged, lsn, finished.redo) {
-        wal.append(lsn, redo.record())?;
+        wal.append(lsn, redo.record()?)?;
         if let Err(err) = txn.commit() {
             // The record is durable but its batch is not in redb: take it back, so that no
             // replay applies a batch whose callers were told it failed.

@@ -121,6 +121,8 @@ impl Engine {
             .truncate(false)
             .open(log_path(path))
             .map_err(Error::storage_io)?;
+        // So that the log's directory entry, not only its contents, survives a power loss.
+        sync_parent(path)?;
         let log = redb::backends::FileBackend::new(log)?;
         Self::start(db, options, Some(Box::new(log)))
     }
@@ -179,6 +181,14 @@ impl Engine {
         let schema = init_schema(&db)?;
         let wal = match log {
             Some(log) => Some(recover(&db, log, &schema, &options)?),
+            None if schema.logged => {
+                return Err(Error::Corrupted(
+                    "the database was written through a write-ahead log: open it with its log \
+                     (Engine::open, or Engine::open_backend_with_log), which may hold commits \
+                     the database file lacks"
+                        .into(),
+                ));
+            }
             None => None,
         };
         // With `Durability::None` nothing is logged: the log was only replayed.
@@ -666,6 +676,8 @@ struct SchemaState {
     log_id: u64,
     /// LSN of the newest batch in the durable state.
     log_applied: u64,
+    /// Batches have been written through a log.
+    logged: bool,
 }
 
 /// The write-ahead log's file: the database's path with `-wal` appended.
@@ -675,6 +687,23 @@ fn log_path(path: &Path) -> std::path::PathBuf {
     name.into()
 }
 
+/// Syncs the directory that holds `path`, so that files created in it survive a power loss.
+fn sync_parent(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(Error::storage_io)?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Opens the write-ahead log, replays what the durable state lacks, and checkpoints.
 fn recover(
     db: &redb::Database,
@@ -682,13 +711,33 @@ fn recover(
     schema: &SchemaState,
     options: &EngineOptions,
 ) -> Result<Arc<Wal>> {
-    let (wal, records) = Wal::open(
+    let wal::Opened {
+        mut wal,
+        records,
+        afresh,
+    } = Wal::open(
         log,
         schema.log_id,
         schema.log_applied,
         schema.fresh,
         options.log_checkpoint_bytes,
     )?;
+    if afresh && !schema.fresh {
+        // The log is gone (or was never written): a new id, recorded durably first, so that no
+        // log of this database's earlier history can ever be replayed onto the new one.
+        if schema.logged {
+            tracing::warn!(
+                "the database's write-ahead log was missing or empty; if the engine did not shut \
+                 down cleanly, commits after its last checkpoint are lost"
+            );
+        }
+        let id = wal::new_id();
+        let txn = db.begin_write()?;
+        txn.open_table(schema::META)?
+            .insert(schema::META_LOG_ID, id)?;
+        txn.commit()?;
+        wal.restart_as(id)?;
+    }
     if let Some((last, _)) = records.last() {
         let last = *last;
         tracing::info!(
@@ -733,13 +782,16 @@ fn init_schema(db: &redb::Database) -> Result<SchemaState> {
                 id
             }
         };
+        let applied = meta.get(schema::META_LOG_APPLIED)?.map(|v| v.value());
         state = SchemaState {
             fresh: version.is_none(),
             log_id,
-            log_applied: meta.get(schema::META_LOG_APPLIED)?.map_or(0, |v| v.value()),
+            log_applied: applied.unwrap_or(0),
+            logged: applied.is_some(),
         };
         match version {
-            None => {
+            // Format 2 is format 3 without the log: only the version number changes.
+            None | Some(2) => {
                 meta.insert(schema::META_FORMAT, schema::FORMAT_VERSION)?;
             }
             Some(schema::FORMAT_VERSION) => {}

@@ -150,7 +150,9 @@ pub enum Error {
     #[error("the database is already open in another process or engine")]
     DatabaseInUse,
     /// The engine stopped accepting commits after a storage failure; reopen it. No acknowledged
-    /// commit was lost.
+    /// commit was lost. The commits being written when the storage failed are rolled back as
+    /// far as the storage still allows; if it failed while syncing them, as with any database,
+    /// they may still turn out durable after reopening.
     #[error("the engine stopped after a storage failure and must be reopened: {0}")]
     EngineFailed(String),
     /// Stored engine metadata is inconsistent.

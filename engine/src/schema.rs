@@ -48,8 +48,11 @@ pub(crate) const META_FORMAT: &str = "format_version";
 pub(crate) const META_LOG_ID: &str = "log_id";
 /// LSN of the newest batch this state holds (see [`crate::wal`]).
 pub(crate) const META_LOG_APPLIED: &str = "log_applied";
-/// Format 1 (before the shared audit log) is not read by this version.
-pub(crate) const FORMAT_VERSION: u64 = 2;
+/// Format 1 (before the shared audit log) is not read by this version. Format 3 adds the
+/// write-ahead log (`META_LOG_ID`, `META_LOG_APPLIED`); a format-2 file is upgraded when opened,
+/// and versions that read format 2 only refuse a format-3 file, whose newest commits may be in
+/// its log.
+pub(crate) const FORMAT_VERSION: u64 = 3;
 
 /// Every `INDEX_EVERY`th seq of a stream (and seq 1) has an entry in `tenantry.audit_index`.
 pub(crate) const INDEX_EVERY: u64 = 64;

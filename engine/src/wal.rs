@@ -92,48 +92,38 @@ impl std::fmt::Debug for Wal {
 /// A record found in the log: its LSN and payload.
 pub(crate) type Record = (u64, Vec<u8>);
 
+/// An opened log.
+pub(crate) struct Opened {
+    pub(crate) wal: Wal,
+    /// The records to replay, oldest first.
+    pub(crate) records: Vec<Record>,
+    /// The log was empty, or unusable and harmless, and was started afresh.
+    pub(crate) afresh: bool,
+}
+
+fn not_a_log() -> Error {
+    Error::Corrupted(
+        "the write-ahead log (the database's `-wal` file) is not a tenantry log".into(),
+    )
+}
+
 impl Wal {
     /// Opens the log of the database whose log id is `id` and whose durable state holds every
-    /// batch up to `applied`; returns the log and the records to replay, oldest first.
+    /// batch up to `applied`, with the records to replay.
     ///
-    /// A log that is empty, cut short before its header was written, or (when `fresh`, a
-    /// database created by this open) written for another database is started afresh.
+    /// A log that is empty, cut short before its header was written, holds no record, or (when
+    /// `fresh`, a database created by this open) was written for another database is started
+    /// afresh.
     pub(crate) fn open(
         storage: Box<dyn StorageBackend>,
         id: u64,
         applied: u64,
         fresh: bool,
         checkpoint_bytes: u64,
-    ) -> Result<(Wal, Vec<Record>)> {
+    ) -> Result<Opened> {
         let len = storage.len().map_err(Error::storage_io)?;
-        let mut header = [0u8; 20];
-        let readable = len >= HEADER_LEN;
-        if readable {
-            storage.read(0, &mut header).map_err(Error::storage_io)?;
-        }
-        let blank = header.iter().all(|&b| b == 0);
-        let ours = readable && &header[..8] == FILE_MAGIC;
-        if readable && !blank && !ours {
-            return Err(Error::Corrupted(
-                "the write-ahead log (the database's `-wal` file) is not a tenantry log".into(),
-            ));
-        }
-        if ours {
-            let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-            if version != VERSION {
-                return Err(Error::Corrupted(format!(
-                    "the write-ahead log has format version {version}; this version reads {VERSION} only"
-                )));
-            }
-        }
-        let log_id = u64::from_le_bytes(header[12..20].try_into().unwrap_or([0; 8]));
-        let start_afresh = !ours || (log_id != id && fresh);
-        if ours && log_id != id && !fresh {
-            return Err(Error::Corrupted(
-                "the write-ahead log (the database's `-wal` file) belongs to another database"
-                    .into(),
-            ));
-        }
+        let mut head = vec![0u8; usize::try_from(len.min(HEADER_LEN)).unwrap_or(0)];
+        storage.read(0, &mut head).map_err(Error::storage_io)?;
         let wal = Wal {
             storage,
             id,
@@ -141,29 +131,76 @@ impl Wal {
             state: Mutex::new(State {
                 offset: HEADER_LEN,
                 allocated: len.max(HEADER_LEN),
-                next_lsn: applied + 1,
+                next_lsn: applied.saturating_add(1),
                 last: None,
             }),
         };
-        if start_afresh {
+        let afresh = |wal: Wal| -> Result<Opened> {
             wal.write_header()?;
-            return Ok((wal, Vec::new()));
+            Ok(Opened {
+                wal,
+                records: Vec::new(),
+                afresh: true,
+            })
+        };
+        if len < HEADER_LEN {
+            // Nothing, or a header cut short by a crash as the log was created.
+            let start = &head[..head.len().min(FILE_MAGIC.len())];
+            if head.iter().all(|&b| b == 0) || FILE_MAGIC.starts_with(start) {
+                return afresh(wal);
+            }
+            return Err(not_a_log());
         }
-        let records = wal.scan(len)?;
+        if head[..20].iter().all(|&b| b == 0) {
+            return afresh(wal);
+        }
+        if &head[..8] != FILE_MAGIC {
+            return Err(not_a_log());
+        }
+        let version = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+        if version != VERSION {
+            return Err(Error::Corrupted(format!(
+                "the write-ahead log has format version {version}; this version reads {VERSION} only"
+            )));
+        }
+        let log_id = u64::from_le_bytes(head[12..20].try_into().unwrap_or([0; 8]));
+        if log_id != id {
+            // A log without records holds nothing to lose; one with records belongs to another
+            // database (or to another history of this one), unless this one is new.
+            if !fresh && !wal.scan(log_id, len)?.is_empty() {
+                return Err(Error::Corrupted(
+                    "the write-ahead log (the database's `-wal` file) belongs to another database \
+                     or to another history of this one"
+                        .into(),
+                ));
+            }
+            return afresh(wal);
+        }
+        let records = wal.scan(id, len)?;
         let newest = records.last().map_or(0, |(lsn, _)| *lsn);
         let pending: Vec<Record> = records
             .into_iter()
             .filter(|(lsn, _)| *lsn > applied)
             .collect();
         if let Some((first, _)) = pending.first()
-            && *first != applied + 1
+            && *first != applied.saturating_add(1)
         {
             return Err(Error::Corrupted(format!(
                 "the write-ahead log starts at batch {first}, but the database holds batches up to {applied} only"
             )));
         }
-        wal.state.lock().next_lsn = applied.max(newest) + 1;
-        Ok((wal, pending))
+        wal.state.lock().next_lsn = applied.max(newest).saturating_add(1);
+        Ok(Opened {
+            wal,
+            records: pending,
+            afresh: false,
+        })
+    }
+
+    /// Gives the log a new id and starts it afresh (the database now records `id`).
+    pub(crate) fn restart_as(&mut self, id: u64) -> Result<()> {
+        self.id = id;
+        self.write_header()
     }
 
     fn write_header(&self) -> Result<()> {
@@ -175,8 +212,9 @@ impl Wal {
         self.storage.sync_data().map_err(Error::storage_io)
     }
 
-    /// The whole records from the start of the log with consecutive LSNs.
-    fn scan(&self, len: u64) -> Result<Vec<Record>> {
+    /// The whole records (checksummed with log id `id`) from the start of the log, with
+    /// consecutive LSNs.
+    fn scan(&self, id: u64, len: u64) -> Result<Vec<Record>> {
         let size = usize::try_from(len - HEADER_LEN)
             .map_err(|_| Error::Corrupted("the write-ahead log is too large".into()))?;
         let mut bytes = vec![0u8; size];
@@ -203,8 +241,10 @@ impl Wal {
             else {
                 break;
             };
-            if head[16..32] != self.checksum(lsn, payload)[..]
-                || records.last().is_some_and(|(prev, _)| *prev + 1 != lsn)
+            if head[16..32] != checksum(id, lsn, payload)[..]
+                || records
+                    .last()
+                    .is_some_and(|(prev, _)| prev.checked_add(1) != Some(lsn))
             {
                 break;
             }
@@ -215,14 +255,7 @@ impl Wal {
     }
 
     fn checksum(&self, lsn: u64, payload: &[u8]) -> [u8; 16] {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(&self.id.to_le_bytes());
-        hasher.update(&lsn.to_le_bytes());
-        hasher.update(&(payload.len() as u64).to_le_bytes());
-        hasher.update(payload);
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
-        out
+        checksum(self.id, lsn, payload)
     }
 
     /// LSN of the next batch.
@@ -244,6 +277,7 @@ impl Wal {
     /// `lsn` and syncs the log. Only the holder of the commit pipeline calls it.
     pub(crate) fn append(&self, lsn: u64, record: &mut [u8]) -> Result<()> {
         let mut state = self.state.lock();
+        state.last = None;
         if lsn != state.next_lsn {
             return Err(Error::Corrupted(format!(
                 "write-ahead log: batch {lsn} appended where {} was due",
@@ -319,6 +353,18 @@ impl Wal {
     }
 }
 
+/// The checksum of a record: the first 16 bytes of BLAKE3 over log id, LSN, length, payload.
+fn checksum(id: u64, lsn: u64, payload: &[u8]) -> [u8; 16] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&id.to_le_bytes());
+    hasher.update(&lsn.to_le_bytes());
+    hasher.update(&(payload.len() as u64).to_le_bytes());
+    hasher.update(payload);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    out
+}
+
 /// A new random log id (from the standard library's per-process random hash keys).
 pub(crate) fn new_id() -> u64 {
     use std::hash::BuildHasher;
@@ -372,7 +418,11 @@ mod tests {
     const ID: u64 = 42;
 
     fn open(file: &Shared, applied: u64, fresh: bool) -> Result<(Wal, Vec<Record>)> {
-        Wal::open(Box::new(file.clone()), ID, applied, fresh, 1 << 20)
+        open_as(file, ID, applied, fresh).map(|o| (o.wal, o.records))
+    }
+
+    fn open_as(file: &Shared, id: u64, applied: u64, fresh: bool) -> Result<Opened> {
+        Wal::open(Box::new(file.clone()), id, applied, fresh, 1 << 20)
     }
 
     fn append(wal: &Wal, payload: &[u8]) -> u64 {
@@ -475,20 +525,33 @@ mod tests {
         let (wal, _) = open(&file, 0, true).unwrap();
         append(&wal, b"theirs");
         drop(wal);
-        let other = |fresh| Wal::open(Box::new(file.clone()), ID + 1, 0, fresh, 1 << 20);
-        assert!(matches!(other(false), Err(Error::Corrupted(_))));
-        let (wal, records) = other(true).unwrap();
-        assert!(records.is_empty(), "a new database starts its log afresh");
-        assert_eq!(wal.next_lsn(), 1);
-        let garbage = Shared(Arc::new(Mutex::new(vec![0xAB; HEADER_LEN as usize])));
-        assert!(matches!(open(&garbage, 0, true), Err(Error::Corrupted(_))));
+        assert!(matches!(
+            open_as(&file, ID + 1, 0, false),
+            Err(Error::Corrupted(_))
+        ));
+        let opened = open_as(&file, ID + 1, 0, true).unwrap();
+        assert!(opened.afresh, "a new database starts its log afresh");
+        assert!(opened.records.is_empty());
+        assert_eq!(opened.wal.next_lsn(), 1);
+        // The log now belongs to ID + 1 and holds no record: any database may take it over.
+        let opened = open_as(&file, ID + 2, 0, false).unwrap();
+        assert!(opened.afresh && opened.records.is_empty());
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_log_is_refused() {
+        for bytes in [vec![0xAB; HEADER_LEN as usize], b"#!/bin/sh".to_vec()] {
+            let file = Shared(Arc::new(Mutex::new(bytes)));
+            assert!(matches!(open(&file, 0, true), Err(Error::Corrupted(_))));
+        }
     }
 
     #[test]
     fn a_log_cut_short_before_its_header_starts_afresh() {
         let file = Shared(Arc::new(Mutex::new(b"TNTR".to_vec())));
-        let (wal, records) = open(&file, 0, false).unwrap();
-        assert!(records.is_empty());
+        let opened = open_as(&file, ID, 0, false).unwrap();
+        assert!(opened.afresh && opened.records.is_empty());
+        let wal = opened.wal;
         append(&wal, b"after");
         let (_, records) = open(&file, 0, false).unwrap();
         assert_eq!(lsns(&records), [1]);

@@ -50,20 +50,29 @@ const REMOVE_RANGE: u8 = 3;
 #[derive(Debug)]
 pub(crate) struct Redo {
     buf: Vec<u8>,
+    /// An operation's key or value did not fit its 32-bit length.
+    oversized: bool,
 }
 
 impl Redo {
     pub(crate) fn new() -> Self {
         let mut buf = Vec::with_capacity(16 * 1024);
         buf.resize(RECORD_HEADER, 0);
-        Redo { buf }
+        Redo {
+            buf,
+            oversized: false,
+        }
     }
 
     fn bytes(&mut self, bytes: &[u8]) {
         // Keys are at most a few KiB and values at most 16 MiB (checked before they get here).
-        self.buf
-            .extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes());
-        self.buf.extend_from_slice(bytes);
+        match u32::try_from(bytes.len()) {
+            Ok(len) => {
+                self.buf.extend_from_slice(&len.to_le_bytes());
+                self.buf.extend_from_slice(bytes);
+            }
+            Err(_) => self.oversized = true,
+        }
     }
 
     pub(crate) fn put(&mut self, table: RedoTable, key: &[u8], value: &[u8]) {
@@ -85,8 +94,13 @@ impl Redo {
     }
 
     /// The record, header space included.
-    pub(crate) fn record(&mut self) -> &mut [u8] {
-        &mut self.buf
+    pub(crate) fn record(&mut self) -> Result<&mut [u8]> {
+        if self.oversized {
+            return Err(Error::Corrupted(
+                "a batch holds a key or value too large for the write-ahead log".into(),
+            ));
+        }
+        Ok(&mut self.buf)
     }
 }
 
@@ -274,17 +288,17 @@ mod tests {
         let txn = db.begin_write().unwrap();
         let mut redo = Redo::new();
         redo.put(RedoTable::Meta, b"counter", &7u64.to_le_bytes());
-        let whole = redo.record()[RECORD_HEADER..].to_vec();
+        let whole = redo.record().unwrap()[RECORD_HEADER..].to_vec();
         replay(&txn, &whole).unwrap();
         for cut in 1..whole.len() {
             assert!(replay(&txn, &whole[..cut]).is_err(), "cut at {cut}");
         }
         let mut bad = Redo::new();
         bad.put(RedoTable::Tenants, b"short", b"v");
-        assert!(replay(&txn, &bad.record()[RECORD_HEADER..]).is_err());
+        assert!(replay(&txn, &bad.record().unwrap()[RECORD_HEADER..]).is_err());
         let mut bad = Redo::new();
         bad.put(RedoTable::Names, &[0xff, 0xfe], &1u64.to_le_bytes());
-        assert!(replay(&txn, &bad.record()[RECORD_HEADER..]).is_err());
+        assert!(replay(&txn, &bad.record().unwrap()[RECORD_HEADER..]).is_err());
         assert!(replay(&txn, &[9, 0, 0, 0, 0, 0]).is_err());
     }
 }

@@ -74,8 +74,52 @@ fn a_small_log_is_checkpointed_by_the_commits_themselves() {
 fn a_log_of_another_database_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.redb"), dir.path().join("b.redb"));
-    drop(Engine::open(&a).unwrap());
+    Engine::open(&a)
+        .unwrap()
+        .create_tenant(&op(), "acme")
+        .unwrap();
     drop(Engine::open(&b).unwrap());
     std::fs::copy(log_of(&a), log_of(&b)).unwrap();
     assert!(matches!(Engine::open(&b), Err(Error::Corrupted(_))));
+}
+
+#[test]
+fn a_database_written_through_its_log_is_not_opened_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    {
+        let engine = Engine::open(&path).unwrap();
+        engine.create_tenant(&op(), "acme").unwrap();
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    let backend = redb::backends::InMemoryBackend::new();
+    redb::StorageBackend::set_len(&backend, bytes.len() as u64).unwrap();
+    redb::StorageBackend::write(&backend, 0, &bytes).unwrap();
+    assert!(matches!(
+        Engine::open_backend(backend, EngineOptions::default()),
+        Err(Error::Corrupted(_))
+    ));
+}
+
+#[test]
+fn a_log_from_before_a_lost_log_is_never_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let saved = dir.path().join("saved-wal");
+    {
+        let engine = Engine::open(&path).unwrap();
+        let t = engine.create_tenant(&op(), "acme").unwrap();
+        put(&handle(&engine, t), "p", b"k", b"v");
+    }
+    // The log of this history, kept aside; then the log is lost and the database goes on.
+    std::fs::copy(log_of(&path), &saved).unwrap();
+    std::fs::remove_file(log_of(&path)).unwrap();
+    {
+        let engine = Engine::open(&path).unwrap();
+        let t = engine.tenant_id("acme").unwrap().unwrap();
+        put(&handle(&engine, t), "p", b"later", b"v");
+    }
+    // Bringing the old log back is refused, not replayed over the newer history.
+    std::fs::copy(&saved, log_of(&path)).unwrap();
+    assert!(matches!(Engine::open(&path), Err(Error::Corrupted(_))));
 }
