@@ -797,7 +797,7 @@ fn init_schema(db: &redb::Database) -> Result<SchemaState> {
             Some(schema::FORMAT_VERSION) => {}
             Some(other) => {
                 return Err(Error::Corrupted(format!(
-                    "the file has tenantry format version {other}; this version reads format {} only",
+                    "the file has tenantry format version {other}; this version reads formats 2 and {}",
                     schema::FORMAT_VERSION
                 )));
             }
