@@ -40,8 +40,8 @@ pub struct EngineOptions {
     pub lock_timeout: Duration,
     /// Largest write transaction, counting keys, values and audit entries (10 MiB).
     pub max_txn_bytes: usize,
-    /// Keys removed per commit while purging a deleted tenant (2,000: about a millisecond of
-    /// work, the longest another tenant's commit can wait behind a purge).
+    /// Keys removed per commit while purging a deleted tenant (500: about half a millisecond
+    /// of work, the longest another tenant's commit usually waits behind a purge).
     pub purge_chunk_keys: usize,
     /// Most requests the committer writes in one redb transaction (1,024).
     pub max_batch_requests: usize,
@@ -64,7 +64,7 @@ impl Default for EngineOptions {
             durability: Durability::Immediate,
             lock_timeout: Duration::from_secs(5),
             max_txn_bytes: 10 * 1024 * 1024,
-            purge_chunk_keys: 2_000,
+            purge_chunk_keys: 500,
             max_batch_requests: 1024,
             cache_size: None,
             log_checkpoint_bytes: 16 * 1024 * 1024,
