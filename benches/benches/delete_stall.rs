@@ -145,7 +145,7 @@ fn delete_stall(c: &mut Criterion) {
     let keys = env_usize("TENANTRY_BENCH_DELETE_KEYS", 1_000_000) as u64;
     let preload = env_usize("TENANTRY_BENCH_DELETE_TENANTS", 4);
     let dir = tempdir();
-    // As shipped: Durability::Immediate, audit on, purge chunks of 10,000 keys.
+    // As shipped: Durability::Immediate, audit on, the default purge chunk.
     let options = EngineOptions::default();
     let chunk = options.purge_chunk_keys;
     let engine = Engine::open_with(dir.path().join("engine.redb"), options).unwrap();
