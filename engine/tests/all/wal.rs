@@ -126,7 +126,7 @@ fn a_log_from_before_a_lost_log_is_never_replayed() {
 
 #[test]
 fn a_format_2_file_is_upgraded_to_format_3() {
-    const META: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("tenantry.meta");
+    const META: redb::TableDefinition<'_, &str, u64> = redb::TableDefinition::new("tenantry.meta");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.redb");
     {
