@@ -49,8 +49,9 @@ pub struct EngineOptions {
     pub cache_size: Option<usize>,
     /// A database file has a write-ahead log beside it (`<file>-wal`); once the log holds this
     /// many bytes, the next batch is a checkpoint, written to the database file durably, and
-    /// the log starts again (16 MiB). Bigger means fewer checkpoints, a longer replay after a
-    /// crash, and a bigger log file.
+    /// the log starts again (4 MiB). A checkpoint holds up commits while it writes every page
+    /// changed since the last one: bigger means rarer but longer stalls, a longer replay after
+    /// a crash, and a bigger log file.
     pub log_checkpoint_bytes: u64,
     /// Benchmarks only: switches audit entries off to measure their cost. Never use it in
     /// production: an engine that does not audit breaks every promise of this crate.
@@ -67,7 +68,7 @@ impl Default for EngineOptions {
             purge_chunk_keys: 500,
             max_batch_requests: 1024,
             cache_size: None,
-            log_checkpoint_bytes: 16 * 1024 * 1024,
+            log_checkpoint_bytes: 4 * 1024 * 1024,
             audit_enabled: true,
         }
     }

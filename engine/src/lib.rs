@@ -68,7 +68,7 @@
 //! * A batch is made durable by a write-ahead log beside the database file (`<file>-wal`):
 //!   its changes are appended to the log as one record and the log is synced (one sequential
 //!   write and one fsync), then the redb transaction commits without syncing, then callers are
-//!   acknowledged. Every [`EngineOptions::log_checkpoint_bytes`] of log (16 MiB), a batch is
+//!   acknowledged. Every [`EngineOptions::log_checkpoint_bytes`] of log (4 MiB), a batch is
 //!   committed to the database file durably instead, and the log starts again. Opening a
 //!   database replays what the durable file lacks. A durable redb commit would write every page
 //!   the batch changed, scattered over the file: two per tenant in the batch. On a custom

@@ -16,7 +16,7 @@
 //! gapless and verifies.
 //!
 //! Three seeds in four open the engine as `Engine::open` does, with a write-ahead log, which is
-//! checkpointed every 4 KiB (nearly every batch), every 64 KiB, or every 16 MiB (the default:
+//! checkpointed every 4 KiB (nearly every batch), every 64 KiB, or every 16 MiB (more than the default:
 //! in these runs, only when a crash is recovered); the fourth runs without a log, as on a
 //! custom backend, where redb makes each batch durable itself. Each seed runs several cycles on
 //! one image, the next cycle starting from the durable image the last one left (crash recovery
@@ -386,7 +386,7 @@ fn empty_database(log: Option<u64>) -> [Vec<u8>; 2] {
 
 /// One seed: a new database through `CYCLES_PER_SEED` power failures. Three seeds in four
 /// run the engine as `Engine::open` does, with a write-ahead log, checkpointed every 4 KiB
-/// (nearly every batch), 64 KiB or 16 MiB (the default: only when a crash is recovered); the
+/// (nearly every batch), 64 KiB or 16 MiB (in these runs, only when a crash is recovered); the
 /// fourth without a log, as on a custom backend, where redb makes each batch durable itself.
 fn run_seed(seed: u64, stats: &mut Stats) {
     let mut rng = StdRng::seed_from_u64(seed);
