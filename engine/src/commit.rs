@@ -280,9 +280,13 @@ impl CommitQueue {
                 state.busy = true;
                 return Some(Work::Checkpoint);
             }
-            let wait = IDLE_CHECKPOINT
-                .saturating_sub(quiet)
-                .max(IDLE_CHECKPOINT / 8);
+            let wait = if wal.logged_bytes() == 0 {
+                IDLE_CHECKPOINT
+            } else {
+                IDLE_CHECKPOINT
+                    .saturating_sub(quiet)
+                    .max(IDLE_CHECKPOINT / 8)
+            };
             self.wake.wait_for(&mut state, wait);
         }
         state.busy = true;
@@ -569,14 +573,11 @@ fn commit_batch(
     };
     if let (Some(wal), Some(lsn), Some(mut redo)) = (logged, lsn, finished.redo) {
         wal.append(lsn, redo.record()?)?;
-        if let Err(err) = txn.commit() {
-            // The record is durable but its batch is not in redb: take it back, so that no
-            // replay applies a batch whose callers were told it failed.
-            if let Err(void) = wal.void_last() {
-                tracing::error!(%void, "could not take back the log record of a failed batch");
-            }
-            return Err(err.into());
-        }
+        // Until redb has the batch, a failure (or a panic) takes the durable record back, so
+        // that no replay applies a batch whose callers were told it failed.
+        let take_back = TakeBack(Some(wal));
+        txn.commit()?;
+        take_back.disarm();
     } else {
         txn.commit()?;
         if let (Some(wal), Some(lsn)) = (wal, lsn) {
@@ -584,6 +585,25 @@ fn commit_batch(
         }
     }
     Ok((results, finished.tails, finished.effects))
+}
+
+/// Takes back the log's last record when dropped armed.
+struct TakeBack<'w>(Option<&'w Wal>);
+
+impl TakeBack<'_> {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TakeBack<'_> {
+    fn drop(&mut self) {
+        if let Some(wal) = self.0
+            && let Err(err) = wal.void_last()
+        {
+            tracing::error!(%err, "could not take back the log record of a failed batch");
+        }
+    }
 }
 
 fn apply_effects(registry: &Registry, effects: Vec<Effect>) {

@@ -723,20 +723,27 @@ fn recover(
         schema.fresh,
         options.log_checkpoint_bytes,
     )?;
-    if afresh && !schema.fresh {
-        // The log is gone (or was never written): a new id, recorded durably first, so that no
-        // log of this database's earlier history can ever be replayed onto the new one.
-        if schema.logged {
-            tracing::warn!(
-                "the database's write-ahead log was missing or empty; if the engine did not shut \
-                 down cleanly, commits after its last checkpoint are lost"
-            );
-        }
-        let id = wal::new_id();
-        let txn = db.begin_write()?;
-        txn.open_table(schema::META)?
-            .insert(schema::META_LOG_ID, id)?;
-        txn.commit()?;
+    if afresh {
+        let id = if schema.fresh {
+            schema.log_id
+        } else {
+            // The log is gone (or unusable and empty): a new id, recorded durably before the
+            // log's header is written, so that no log of this database's earlier history can
+            // ever be replayed onto the new one. A crash in between leaves a log that the next
+            // open starts afresh again.
+            if schema.logged {
+                tracing::warn!(
+                    "the database's write-ahead log was missing or empty; if the engine did not \
+                     shut down cleanly, commits after its last checkpoint are lost"
+                );
+            }
+            let id = wal::new_id();
+            let txn = db.begin_write()?;
+            txn.open_table(schema::META)?
+                .insert(schema::META_LOG_ID, id)?;
+            txn.commit()?;
+            id
+        };
         wal.restart_as(id)?;
     }
     if let Some((last, _)) = records.last() {

@@ -92,6 +92,21 @@ impl std::fmt::Debug for Wal {
 /// A record found in the log: its LSN and payload.
 pub(crate) type Record = (u64, Vec<u8>);
 
+/// What lies at a position of the log.
+enum Found {
+    /// Zeros, the end of the file, or a record cut short.
+    Nothing,
+    /// A record whose checksum does not match; `next` is where the record after it would start.
+    Damaged {
+        lsn: u64,
+        next: u64,
+    },
+    Whole(u64, Vec<u8>),
+}
+
+/// Highest LSN the log accepts: far beyond any real count, low enough never to overflow.
+const MAX_LSN: u64 = u64::MAX / 2;
+
 /// An opened log.
 pub(crate) struct Opened {
     pub(crate) wal: Wal,
@@ -111,9 +126,11 @@ impl Wal {
     /// Opens the log of the database whose log id is `id` and whose durable state holds every
     /// batch up to `applied`, with the records to replay.
     ///
-    /// A log that is empty, cut short before its header was written, holds no record, or (when
-    /// `fresh`, a database created by this open) was written for another database is started
-    /// afresh.
+    /// A log that is empty or was cut short before its header was written, or that was written
+    /// for another database and holds no record (or any records, when `fresh`: a database
+    /// created by this open), is started afresh: the caller then gives it an id with
+    /// [`Wal::restart_as`], which writes its header. One written for another database (or
+    /// another history of this one) that holds records is refused.
     pub(crate) fn open(
         storage: Box<dyn StorageBackend>,
         id: u64,
@@ -135,14 +152,19 @@ impl Wal {
                 last: None,
             }),
         };
+        // Started afresh: the caller gives it its id and writes its header (`restart_as`).
         let afresh = |wal: Wal| -> Result<Opened> {
-            wal.write_header()?;
             Ok(Opened {
                 wal,
                 records: Vec::new(),
                 afresh: true,
             })
         };
+        if applied >= MAX_LSN {
+            return Err(Error::Corrupted(format!(
+                "the database says it holds log batches up to {applied}, beyond any real count"
+            )));
+        }
         if len < HEADER_LEN {
             // Nothing, or a header cut short by a crash as the log was created.
             let start = &head[..head.len().min(FILE_MAGIC.len())];
@@ -151,33 +173,52 @@ impl Wal {
             }
             return Err(not_a_log());
         }
-        if head[..20].iter().all(|&b| b == 0) {
-            return afresh(wal);
+        if head.iter().all(|&b| b == 0) {
+            // No header: a log whose creation was cut short, unless records of this database
+            // follow (then only the header was lost, and it is written again).
+            if wal.scan(id, len, 1)?.is_empty() {
+                return afresh(wal);
+            }
+            wal.write_header()?;
+        } else {
+            if &head[..8] != FILE_MAGIC {
+                return Err(not_a_log());
+            }
+            let version = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+            if version != VERSION {
+                return Err(Error::Corrupted(format!(
+                    "the write-ahead log has format version {version}; this version reads {VERSION} only"
+                )));
+            }
+            let log_id = u64::from_le_bytes(head[12..20].try_into().unwrap_or([0; 8]));
+            if log_id != id {
+                // A log without records holds nothing to lose; one with records belongs to
+                // another database (or another history of this one), unless this one is new.
+                let theirs = !wal.scan(log_id, len, 1)?.is_empty();
+                if theirs && !fresh {
+                    return Err(Error::Corrupted(
+                        "the write-ahead log (the database's `-wal` file) belongs to another \
+                         database or to another history of this one; move it away to open the \
+                         database as its file stands"
+                            .into(),
+                    ));
+                }
+                if theirs {
+                    tracing::warn!(
+                        "a new database replaces a write-ahead log of another database that \
+                         still held records"
+                    );
+                }
+                return afresh(wal);
+            }
         }
-        if &head[..8] != FILE_MAGIC {
-            return Err(not_a_log());
-        }
-        let version = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
-        if version != VERSION {
+        let records = wal.scan(id, len, usize::MAX)?;
+        let newest = records.last().map_or(0, |(lsn, _)| *lsn);
+        if newest >= MAX_LSN {
             return Err(Error::Corrupted(format!(
-                "the write-ahead log has format version {version}; this version reads {VERSION} only"
+                "the write-ahead log holds batch {newest}, beyond any real count"
             )));
         }
-        let log_id = u64::from_le_bytes(head[12..20].try_into().unwrap_or([0; 8]));
-        if log_id != id {
-            // A log without records holds nothing to lose; one with records belongs to another
-            // database (or to another history of this one), unless this one is new.
-            if !fresh && !wal.scan(log_id, len)?.is_empty() {
-                return Err(Error::Corrupted(
-                    "the write-ahead log (the database's `-wal` file) belongs to another database \
-                     or to another history of this one"
-                        .into(),
-                ));
-            }
-            return afresh(wal);
-        }
-        let records = wal.scan(id, len)?;
-        let newest = records.last().map_or(0, |(lsn, _)| *lsn);
         let pending: Vec<Record> = records
             .into_iter()
             .filter(|(lsn, _)| *lsn > applied)
@@ -213,45 +254,65 @@ impl Wal {
     }
 
     /// The whole records (checksummed with log id `id`) from the start of the log, with
-    /// consecutive LSNs.
-    fn scan(&self, id: u64, len: u64) -> Result<Vec<Record>> {
-        let size = usize::try_from(len - HEADER_LEN)
-            .map_err(|_| Error::Corrupted("the write-ahead log is too large".into()))?;
-        let mut bytes = vec![0u8; size];
-        self.storage
-            .read(HEADER_LEN, &mut bytes)
-            .map_err(Error::storage_io)?;
+    /// consecutive LSNs, read one at a time; at most `limit` of them.
+    ///
+    /// The log ends at the first record that is not whole. A damaged record followed by a whole
+    /// one that continues its LSNs is not an end but corruption: commits after it were
+    /// acknowledged, and replaying around the hole would be wrong.
+    fn scan(&self, id: u64, len: u64, limit: usize) -> Result<Vec<Record>> {
         let mut records: Vec<Record> = Vec::new();
-        let mut pos = 0usize;
-        while let Some(head) = bytes.get(pos..pos + RECORD_HEADER) {
-            let word = |at: usize| {
-                u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]])
-            };
-            if word(0) != RECORD_MAGIC {
-                break;
+        let mut pos = HEADER_LEN;
+        while records.len() < limit {
+            let expected = records.last().map(|(lsn, _)| lsn.checked_add(1));
+            match self.record_at(id, pos, len)? {
+                Found::Whole(lsn, payload) if expected.is_none_or(|e| e == Some(lsn)) => {
+                    pos += (RECORD_HEADER + payload.len()) as u64;
+                    records.push((lsn, payload));
+                }
+                Found::Damaged { lsn, next } if expected.is_none_or(|e| e == Some(lsn)) => {
+                    if let Found::Whole(after, _) = self.record_at(id, next, len)?
+                        && lsn.checked_add(1) == Some(after)
+                    {
+                        return Err(Error::Corrupted(format!(
+                            "the write-ahead log's record of batch {lsn} is damaged, and later \
+                             batches follow it"
+                        )));
+                    }
+                    break;
+                }
+                _ => break,
             }
-            let Ok(len) = usize::try_from(word(4)) else {
-                break;
-            };
-            let lsn = u64::from_le_bytes(head[8..16].try_into().unwrap_or([0; 8]));
-            let body_start = pos + RECORD_HEADER;
-            let Some(payload) = body_start
-                .checked_add(len)
-                .and_then(|end| bytes.get(body_start..end))
-            else {
-                break;
-            };
-            if head[16..32] != checksum(id, lsn, payload)[..]
-                || records
-                    .last()
-                    .is_some_and(|(prev, _)| prev.checked_add(1) != Some(lsn))
-            {
-                break;
-            }
-            records.push((lsn, payload.to_vec()));
-            pos = body_start + len;
         }
         Ok(records)
+    }
+
+    /// What lies at `pos` of a log of `len` bytes.
+    fn record_at(&self, id: u64, pos: u64, len: u64) -> Result<Found> {
+        let Some(body) = pos.checked_add(RECORD_HEADER as u64).filter(|&b| b <= len) else {
+            return Ok(Found::Nothing);
+        };
+        let mut head = [0u8; RECORD_HEADER];
+        self.storage
+            .read(pos, &mut head)
+            .map_err(Error::storage_io)?;
+        let word =
+            |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+        if word(0) != RECORD_MAGIC {
+            return Ok(Found::Nothing);
+        }
+        let size = u64::from(word(4));
+        let lsn = u64::from_le_bytes(head[8..16].try_into().unwrap_or([0; 8]));
+        let Some(end) = body.checked_add(size).filter(|&end| end <= len) else {
+            return Ok(Found::Nothing);
+        };
+        let mut payload = vec![0u8; size as usize];
+        self.storage
+            .read(body, &mut payload)
+            .map_err(Error::storage_io)?;
+        if head[16..32] != checksum(id, lsn, &payload)[..] {
+            return Ok(Found::Damaged { lsn, next: end });
+        }
+        Ok(Found::Whole(lsn, payload))
     }
 
     fn checksum(&self, lsn: u64, payload: &[u8]) -> [u8; 16] {
@@ -295,10 +356,11 @@ impl Wal {
         if end > state.allocated {
             self.grow(&mut state, end)?;
         }
-        self.storage
+        let written = self
+            .storage
             .write(state.offset, record)
-            .map_err(Error::storage_io)?;
-        if let Err(err) = self.storage.sync_data() {
+            .and_then(|()| self.storage.sync_data());
+        if let Err(err) = written {
             // The record may still reach the disk, and its batch is about to fail: take it
             // back if the disk lets us, so that no replay applies it.
             let _ = self.storage.write(state.offset, &[0u8; 4]);
@@ -421,8 +483,13 @@ mod tests {
         open_as(file, ID, applied, fresh).map(|o| (o.wal, o.records))
     }
 
+    /// Opens as `recover` does: a log started afresh gets its id and header.
     fn open_as(file: &Shared, id: u64, applied: u64, fresh: bool) -> Result<Opened> {
-        Wal::open(Box::new(file.clone()), id, applied, fresh, 1 << 20)
+        let mut opened = Wal::open(Box::new(file.clone()), id, applied, fresh, 1 << 20)?;
+        if opened.afresh {
+            opened.wal.restart_as(id)?;
+        }
+        Ok(opened)
     }
 
     fn append(wal: &Wal, payload: &[u8]) -> u64 {
@@ -470,6 +537,32 @@ mod tests {
         file.0.lock()[end - 2 * (RECORD_HEADER + 15) + RECORD_HEADER + 1] ^= 1;
         let (_, records) = open(&file, 0, false).unwrap();
         assert_eq!(lsns(&records), [1]);
+    }
+
+    #[test]
+    fn a_damaged_record_before_whole_ones_is_corruption_not_an_end() {
+        let file = Shared::default();
+        let (wal, _) = open(&file, 0, true).unwrap();
+        for _ in 0..3 {
+            append(&wal, b"some operations");
+        }
+        // The first record's payload changed: batches 2 and 3 were acknowledged after it.
+        file.0.lock()[HEADER_LEN as usize + RECORD_HEADER + 1] ^= 1;
+        assert!(matches!(open(&file, 0, false), Err(Error::Corrupted(_))));
+    }
+
+    #[test]
+    fn records_after_a_lost_header_are_still_replayed() {
+        let file = Shared::default();
+        let (wal, _) = open(&file, 0, true).unwrap();
+        append(&wal, b"one");
+        append(&wal, b"two");
+        file.0.lock()[..HEADER_LEN as usize].fill(0);
+        let opened = open_as(&file, ID, 0, false).unwrap();
+        assert!(!opened.afresh);
+        assert_eq!(lsns(&opened.records), [1, 2]);
+        // And an LSN beyond any real count is refused rather than wrapped.
+        assert!(matches!(open(&file, u64::MAX - 1, false), Err(Error::Corrupted(_))));
     }
 
     #[test]
