@@ -562,7 +562,10 @@ mod tests {
         assert!(!opened.afresh);
         assert_eq!(lsns(&opened.records), [1, 2]);
         // And an LSN beyond any real count is refused rather than wrapped.
-        assert!(matches!(open(&file, u64::MAX - 1, false), Err(Error::Corrupted(_))));
+        assert!(matches!(
+            open(&file, u64::MAX - 1, false),
+            Err(Error::Corrupted(_))
+        ));
     }
 
     #[test]
