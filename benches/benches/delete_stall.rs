@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use tenantry_benches::{
-    LatencySummary, PUTS_PER_TXN, TABLE, env_usize, key, operator, seq_key, tempdir, value,
+    LatencySummary, PUTS_PER_TXN, TABLE, env_usize, key, operator, seq_key, settle, tempdir, value,
 };
 use tenantry_engine::{Context, Engine, EngineOptions, TenantHandle, TenantId};
 
@@ -158,10 +158,7 @@ fn delete_stall(c: &mut Criterion) {
         .map(|i| load_tenant(&engine, &format!("a{i}"), keys, &never).unwrap())
         .collect();
     // Let the writeback of the bulk load settle before timing the baseline.
-    let _ = std::process::Command::new("sync").status();
-    std::thread::sleep(Duration::from_millis(
-        env_usize("TENANTRY_BENCH_SETTLE_MS", 3000) as u64,
-    ));
+    settle();
 
     let next = AtomicU64::new(0);
     let v = value(7);

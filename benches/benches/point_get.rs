@@ -13,8 +13,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use redb::ReadableDatabase;
 use tenantry_benches::{
     RAW_TABLE, TABLE, bulk_options, create_tenants, cycling_block, engine_layout_key, env_usize,
-    key, load_engine, load_raw, load_raw_with, measuring, paired_ratio, random_indices, tempdir,
-    tree_shape,
+    key, load_engine, load_raw, load_raw_with, measuring, paired_ratio, random_indices, settle,
+    tempdir, tree_shape,
 };
 use tenantry_engine::{Context, Engine, ReadTxn};
 
@@ -55,6 +55,8 @@ fn point_get(c: &mut Criterion) {
         "setup: raw with engine keys {}",
         tree_shape(&prefixed_path, "kv")
     );
+    // The engine is timed first: let the writeback of the three loads finish before.
+    settle();
     let engine = Engine::open(&engine_path).unwrap();
     let raw = redb::Database::open(&raw_path).unwrap();
     let prefixed = redb::Database::open(&prefixed_path).unwrap();

@@ -108,6 +108,15 @@ pub fn bulk_options() -> EngineOptions {
     o
 }
 
+/// Waits for the writeback of a bulk load to finish (`sync`, then `TENANTRY_BENCH_SETTLE_MS`,
+/// 3,000 ms, of rest), so that the first side timed does not share the disk and a core with it.
+pub fn settle() {
+    let _ = std::process::Command::new("sync").status();
+    std::thread::sleep(std::time::Duration::from_millis(
+        env_usize("TENANTRY_BENCH_SETTLE_MS", 3000) as u64,
+    ));
+}
+
 /// A fresh temporary directory (removed on drop).
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
