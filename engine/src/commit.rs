@@ -110,6 +110,8 @@ pub(crate) enum Request {
         actor: Actor,
         draft: AuditEvent,
     },
+    /// Makes its batch a checkpoint (see [`crate::wal`]).
+    Checkpoint,
 }
 
 impl Request {
@@ -548,7 +550,8 @@ fn commit_batch(
     wal: Option<&Wal>,
 ) -> Result<BatchOutcome> {
     let mut txn = db.begin_write()?;
-    let checkpoint = wal.is_some_and(Wal::wants_checkpoint);
+    let forced = requests.iter().any(|r| matches!(r, Request::Checkpoint));
+    let checkpoint = wal.is_some_and(|wal| forced || wal.wants_checkpoint());
     let logged = wal.filter(|_| !checkpoint);
     txn.set_durability(match logged {
         Some(_) => redb::Durability::None,
@@ -633,6 +636,7 @@ fn apply(batch: &mut Batch<'_>, request: Request) -> Result<Result<Reply>> {
         } => batch.set_quota(tenant, quota, &actor),
         Request::Delete { tenant, actor } => batch.delete_tenant(tenant, &actor),
         Request::Purge { tenant, max_keys } => batch.purge(tenant, max_keys),
+        Request::Checkpoint => Ok(Ok(Reply::Done)),
         Request::Audit {
             streams,
             actor,
