@@ -22,11 +22,12 @@ use crate::wal::{self, Wal};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Durability {
-    /// Durable when `commit()` returns (fsync; the default).
+    /// Durable when `commit()` returns (the default): the batch is synced to the write-ahead
+    /// log, or, on a custom backend without a log, redb syncs it.
     #[default]
     Immediate,
-    /// Not synced: a crash may lose recent commits, never corrupt the file. For bulk loads and
-    /// tests.
+    /// Not synced and not logged: a crash may lose recent commits, never corrupt the file. For
+    /// bulk loads and tests.
     None,
 }
 
