@@ -8,18 +8,22 @@
 //! syncs the log, and only then commits the redb transaction, without syncing redb. A commit is
 //! acknowledged after that, so every acknowledged commit is in the synced log.
 //!
-//! Every so often (when the log holds [`crate::EngineOptions::log_checkpoint_bytes`]) a batch is
-//! committed to redb durably instead (a checkpoint): redb then writes each page changed since
-//! the last checkpoint once, however many commits changed it, and the log starts again from
-//! its beginning. Every redb transaction of the pipeline records the sequence number (LSN) of
+//! Every so often (when the log holds [`crate::EngineOptions::log_checkpoint_bytes`], when the
+//! pipeline has been idle for 50 ms, or on [`crate::Engine::checkpoint`]) a batch is committed
+//! to redb durably instead (a checkpoint): redb then writes each page changed since the last
+//! checkpoint once, however many commits changed it, and the log starts again from its
+//! beginning. Commits wait while a checkpoint runs. Every redb transaction of the pipeline records the sequence number (LSN) of
 //! its batch in `tenantry.meta`, so the durable redb state says which batches it holds.
 //!
 //! Opening a database replays the records after that LSN, in order, and checkpoints. A record
 //! is only replayed if it is whole (its checksum covers the database's log id, its LSN, its
 //! length and its bytes) and continues the LSN sequence: the scan stops at the first record
 //! that does not, which is where the log ends (a record cut short by a crash was never
-//! acknowledged). Records older than the last checkpoint are skipped; a missing record after it
-//! is reported as corruption.
+//! acknowledged), unless a whole record continues the sequence after it: then a record in the
+//! middle was damaged, and opening fails. Records older than the last checkpoint are skipped; a
+//! missing record after it is reported as corruption. A log that holds records under another
+//! log id (another database, or an earlier history of this one, whose log was lost and got a
+//! new id) is refused.
 //!
 //! ## Layout
 //!
