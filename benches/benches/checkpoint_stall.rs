@@ -30,7 +30,7 @@ use tenantry_benches::{
 };
 use tenantry_engine::{Context, Engine, EngineOptions, TenantHandle};
 
-/// Opens `path` with a log, or (`log` is `None`) on a plain redb file backend without one.
+/// Opens `path` with a log, or (`log` false) on a plain redb file backend without one.
 fn open(path: &Path, options: EngineOptions, log: bool) -> Engine {
     if log {
         Engine::open_with(path, options).unwrap()

@@ -316,32 +316,6 @@ impl CommitQueue {
         Some(Work::Batch(batch))
     }
 
-    /// Checkpoints while nothing is queued (the caller holds `busy`), so that a commit seldom
-    /// waits for one: writes the batches in the log to the database file durably, and lets the
-    /// log start again.
-    fn checkpoint(&self) {
-        let _release = Release(self);
-        let Some(wal) = &self.wal else {
-            return;
-        };
-        let checkpointed = (|| -> Result<()> {
-            let mut txn = self.db.begin_write()?;
-            txn.set_durability(redb::Durability::Immediate)?;
-            let lsn = wal.next_lsn();
-            txn.open_table(schema::META)?
-                .insert(schema::META_LOG_APPLIED, lsn)?;
-            txn.commit()?;
-            wal.checkpointed(lsn);
-            Ok(())
-        })();
-        if let Err(err) = checkpointed {
-            let message = format!("checkpoint failed: {err}");
-            tracing::error!("{message}");
-            // Before the writer is given up, so that no commit starts after the failure.
-            self.fail_all(&message);
-        }
-    }
-
     /// Gives up the redb writer, waking the committer if requests queued up meanwhile.
     fn release(&self) {
         let mut state = self.state.lock();
@@ -502,7 +476,8 @@ fn commit_loop(queue: &CommitQueue, deliver: Option<&mpsc::Sender<Delivery>>) {
         let batch = match work {
             Work::Batch(batch) => batch,
             Work::Checkpoint => {
-                queue.checkpoint();
+                // A batch of nothing but a checkpoint; a failure stops the pipeline.
+                let _ = queue.write(vec![Request::Checkpoint]);
                 continue;
             }
         };

@@ -319,10 +319,6 @@ impl Wal {
         Ok(Found::Whole(lsn, payload))
     }
 
-    fn checksum(&self, lsn: u64, payload: &[u8]) -> [u8; 16] {
-        checksum(self.id, lsn, payload)
-    }
-
     /// LSN of the next batch.
     pub(crate) fn next_lsn(&self) -> u64 {
         self.state.lock().next_lsn
@@ -351,7 +347,7 @@ impl Wal {
         }
         let payload_len = u32::try_from(record.len() - RECORD_HEADER)
             .map_err(|_| Error::Corrupted("a batch's redo record is larger than 4 GiB".into()))?;
-        let checksum = self.checksum(lsn, &record[RECORD_HEADER..]);
+        let checksum = checksum(self.id, lsn, &record[RECORD_HEADER..]);
         record[..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
         record[4..8].copy_from_slice(&payload_len.to_le_bytes());
         record[8..16].copy_from_slice(&lsn.to_le_bytes());

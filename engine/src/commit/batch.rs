@@ -20,21 +20,21 @@ use crate::types::{Quota, TenantId, TenantState};
 /// The system audit stream.
 const SYSTEM: u64 = 0;
 
-/// A table opened on first use.
-struct Lazy<'t, K: Key + 'static, V: Value + 'static> {
+/// A table opened on first use (also by the redo replay).
+pub(super) struct Lazy<'t, K: Key + 'static, V: Value + 'static> {
     definition: TableDefinition<'static, K, V>,
     table: Option<Table<'t, K, V>>,
 }
 
 impl<'t, K: Key + 'static, V: Value + 'static> Lazy<'t, K, V> {
-    fn new(definition: TableDefinition<'static, K, V>) -> Self {
+    pub(super) fn new(definition: TableDefinition<'static, K, V>) -> Self {
         Lazy {
             definition,
             table: None,
         }
     }
 
-    fn get(&mut self, txn: &'t WriteTransaction) -> Result<&mut Table<'t, K, V>> {
+    pub(super) fn get(&mut self, txn: &'t WriteTransaction) -> Result<&mut Table<'t, K, V>> {
         let table = match self.table.take() {
             Some(table) => table,
             None => txn.open_table(self.definition)?,
@@ -49,16 +49,36 @@ struct Loaded {
     changed: bool,
 }
 
+/// Every table a batch (or the replay of one) may change, each opened on first use.
+pub(super) struct Tables<'t> {
+    pub(super) data: Lazy<'t, &'static [u8], &'static [u8]>,
+    pub(super) tables: Lazy<'t, &'static [u8], u32>,
+    pub(super) tenants: Lazy<'t, u64, &'static [u8]>,
+    pub(super) names: Lazy<'t, &'static str, u64>,
+    pub(super) audit: Lazy<'t, u64, &'static [u8]>,
+    pub(super) audit_index: Lazy<'t, (u64, u64), u64>,
+    pub(super) tails: Lazy<'t, u64, &'static [u8]>,
+    pub(super) meta: Lazy<'t, &'static str, u64>,
+}
+
+impl Tables<'_> {
+    pub(super) fn new() -> Self {
+        Tables {
+            data: Lazy::new(schema::DATA),
+            tables: Lazy::new(schema::TABLES),
+            tenants: Lazy::new(schema::TENANTS),
+            names: Lazy::new(schema::TENANT_NAMES),
+            audit: Lazy::new(schema::AUDIT),
+            audit_index: Lazy::new(schema::AUDIT_INDEX),
+            tails: Lazy::new(schema::TAILS),
+            meta: Lazy::new(schema::META),
+        }
+    }
+}
+
 pub(super) struct Batch<'t> {
     txn: &'t WriteTransaction,
-    data: Lazy<'t, &'static [u8], &'static [u8]>,
-    tables: Lazy<'t, &'static [u8], u32>,
-    tenants: Lazy<'t, u64, &'static [u8]>,
-    names: Lazy<'t, &'static str, u64>,
-    audit: Lazy<'t, u64, &'static [u8]>,
-    audit_index: Lazy<'t, (u64, u64), u64>,
-    tails: Lazy<'t, u64, &'static [u8]>,
-    meta: Lazy<'t, &'static str, u64>,
+    t: Tables<'t>,
     /// Position of the next audit entry in `tenantry.audit_log`, once known.
     next_pos: Option<u64>,
     /// Tails as of the last committed batch (the committer's cache).
@@ -81,14 +101,7 @@ impl<'t> Batch<'t> {
     ) -> Self {
         Batch {
             txn,
-            data: Lazy::new(schema::DATA),
-            tables: Lazy::new(schema::TABLES),
-            tenants: Lazy::new(schema::TENANTS),
-            names: Lazy::new(schema::TENANT_NAMES),
-            audit: Lazy::new(schema::AUDIT),
-            audit_index: Lazy::new(schema::AUDIT_INDEX),
-            tails: Lazy::new(schema::TAILS),
-            meta: Lazy::new(schema::META),
+            t: Tables::new(),
             next_pos: None,
             committed,
             records: HashMap::new(),
@@ -106,12 +119,12 @@ impl<'t> Batch<'t> {
         let txn = self.txn;
         for (id, loaded) in self.records.iter().filter(|(_, loaded)| loaded.changed) {
             let bytes = schema::encode(&loaded.record)?;
-            self.tenants.get(txn)?.insert(id, &bytes[..])?;
+            self.t.tenants.get(txn)?.insert(id, &bytes[..])?;
             if let Some(redo) = &mut self.redo {
                 redo.put(RedoTable::Tenants, &id.to_le_bytes(), &bytes);
             }
         }
-        let tails = self.tails.get(txn)?;
+        let tails = self.t.tails.get(txn)?;
         for (stream, tail) in &self.new_tails {
             let bytes = tail.encode();
             tails.insert(stream, &bytes[..])?;
@@ -141,7 +154,7 @@ impl<'t> Batch<'t> {
 
     fn load(&mut self, id: u64) -> Result<Option<&mut Loaded>> {
         if !self.records.contains_key(&id) {
-            let Some(bytes) = self.tenants.get(self.txn)?.get(id)? else {
+            let Some(bytes) = self.t.tenants.get(self.txn)?.get(id)? else {
                 return Ok(None);
             };
             let record = schema::decode_record("tenant record", bytes.value())?;
@@ -157,7 +170,7 @@ impl<'t> Batch<'t> {
     }
 
     fn next_counter(&mut self, name: &str) -> Result<u64> {
-        let meta = self.meta.get(self.txn)?;
+        let meta = self.t.meta.get(self.txn)?;
         let next = meta.get(name)?.map_or(1, |v| v.value());
         meta.insert(name, next + 1)?;
         if let Some(redo) = &mut self.redo {
@@ -178,7 +191,7 @@ impl<'t> Batch<'t> {
             return Ok(id);
         }
         let key = keys::table_name_key(tenant, name);
-        if let Some(id) = self.tables.get(self.txn)?.get(&key[..])? {
+        if let Some(id) = self.t.tables.get(self.txn)?.get(&key[..])? {
             return Ok(id.value());
         }
         let next = self.next_counter(schema::META_NEXT_TABLE)?;
@@ -186,7 +199,7 @@ impl<'t> Batch<'t> {
             .ok()
             .filter(|id| *id < TableId::MAX)
             .ok_or_else(|| Error::Corrupted("table ids exhausted".into()))?;
-        self.tables.get(self.txn)?.insert(&key[..], id)?;
+        self.t.tables.get(self.txn)?.insert(&key[..], id)?;
         if let Some(redo) = &mut self.redo {
             redo.put(RedoTable::Tables, &key, &id.to_le_bytes());
         }
@@ -199,7 +212,7 @@ impl<'t> Batch<'t> {
     }
 
     pub(super) fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
-        let data = self.data.get(self.txn)?;
+        let data = self.t.data.get(self.txn)?;
         match value {
             Some(v) => data.insert(key, v)?,
             None => data.remove(key)?,
@@ -221,7 +234,7 @@ impl<'t> Batch<'t> {
             .or_else(|| self.committed.get(&stream))
         {
             Some(tail) => Ok(*tail),
-            None => Tail::read(self.tails.get(self.txn)?, stream),
+            None => Tail::read(self.t.tails.get(self.txn)?, stream),
         }
     }
 
@@ -251,7 +264,7 @@ impl<'t> Batch<'t> {
     fn next_position(&mut self) -> Result<u64> {
         let pos = match self.next_pos {
             Some(pos) => pos,
-            None => match self.audit.get(self.txn)?.last()? {
+            None => match self.t.audit.get(self.txn)?.last()? {
                 Some((last, _)) => last
                     .value()
                     .checked_add(1)
@@ -294,9 +307,12 @@ impl<'t> Batch<'t> {
             prev: head.pos,
         };
         let bytes = header.encode(&body);
-        self.audit.get(self.txn)?.insert(pos, &bytes[..])?;
+        self.t.audit.get(self.txn)?.insert(pos, &bytes[..])?;
         if schema::is_indexed(seq) {
-            self.audit_index.get(self.txn)?.insert((stream, seq), pos)?;
+            self.t
+                .audit_index
+                .get(self.txn)?
+                .insert((stream, seq), pos)?;
         }
         if let Some(redo) = &mut self.redo {
             redo.put(RedoTable::Audit, &pos.to_le_bytes(), &bytes);
@@ -335,7 +351,7 @@ impl<'t> Batch<'t> {
         let mut seen = std::collections::HashSet::new();
         for name in &names {
             if !seen.insert(name.as_str())
-                || self.names.get(self.txn)?.get(name.as_str())?.is_some()
+                || self.t.names.get(self.txn)?.get(name.as_str())?.is_some()
             {
                 return Ok(Err(Error::TenantNameTaken(name.clone())));
             }
@@ -347,7 +363,7 @@ impl<'t> Batch<'t> {
                 return Err(Error::Corrupted("tenant ids exhausted".into()));
             }
             let id = TenantId::from_raw(raw);
-            self.names.get(self.txn)?.insert(name.as_str(), raw)?;
+            self.t.names.get(self.txn)?.insert(name.as_str(), raw)?;
             if let Some(redo) = &mut self.redo {
                 redo.put(RedoTable::Names, name.as_bytes(), &raw.to_le_bytes());
             }
@@ -435,7 +451,7 @@ impl<'t> Batch<'t> {
         };
         record.state = TenantState::Deleted.to_u8();
         let name = record.name.clone();
-        self.names.get(self.txn)?.remove(name.as_str())?;
+        self.t.names.get(self.txn)?.remove(name.as_str())?;
         if let Some(redo) = &mut self.redo {
             redo.remove(RedoTable::Names, name.as_bytes());
         }
@@ -467,7 +483,7 @@ impl<'t> Batch<'t> {
             Some(_) => {}
         }
         let (start, end) = keys::tenant_range(tenant);
-        let data = self.data.get(self.txn)?;
+        let data = self.t.data.get(self.txn)?;
         let removed = remove_chunk(
             data,
             &start,
@@ -477,7 +493,7 @@ impl<'t> Batch<'t> {
         )?;
         let done = removed < max_keys.max(1) as u64;
         if done {
-            let tables = self.tables.get(self.txn)?;
+            let tables = self.t.tables.get(self.txn)?;
             remove_chunk(
                 tables,
                 &start,

@@ -6,10 +6,11 @@
 //! of them, names as UTF-8. Replaying a record applies the operations in order, so the redb
 //! state after replay is the state the batch committed.
 
-use redb::{Table, TableDefinition, WriteTransaction};
+use redb::{Table, WriteTransaction};
+
+use super::batch::Tables;
 
 use crate::error::{Error, Result};
-use crate::schema;
 use crate::wal::RECORD_HEADER;
 
 /// The tables a batch changes.
@@ -149,43 +150,9 @@ fn pair_of(bytes: &[u8]) -> Result<(u64, u64)> {
     Ok((u64_of(&bytes[..8])?, u64_of(&bytes[8..])?))
 }
 
-/// The tables of one replay, opened on first use.
-struct Tables<'t> {
-    txn: &'t WriteTransaction,
-    data: Option<Table<'t, &'static [u8], &'static [u8]>>,
-    tables: Option<Table<'t, &'static [u8], u32>>,
-    tenants: Option<Table<'t, u64, &'static [u8]>>,
-    names: Option<Table<'t, &'static str, u64>>,
-    audit: Option<Table<'t, u64, &'static [u8]>>,
-    audit_index: Option<Table<'t, (u64, u64), u64>>,
-    tails: Option<Table<'t, u64, &'static [u8]>>,
-    meta: Option<Table<'t, &'static str, u64>>,
-}
-
-fn open<'s, 't, K: redb::Key + 'static, V: redb::Value + 'static>(
-    slot: &'s mut Option<Table<'t, K, V>>,
-    txn: &'t WriteTransaction,
-    definition: TableDefinition<'static, K, V>,
-) -> Result<&'s mut Table<'t, K, V>> {
-    if slot.is_none() {
-        *slot = Some(txn.open_table(definition)?);
-    }
-    slot.as_mut().ok_or_else(torn)
-}
-
 /// Applies the operations of a record's payload to `txn`.
 pub(crate) fn replay(txn: &WriteTransaction, payload: &[u8]) -> Result<()> {
-    let mut t = Tables {
-        txn,
-        data: None,
-        tables: None,
-        tenants: None,
-        names: None,
-        audit: None,
-        audit_index: None,
-        tails: None,
-        meta: None,
-    };
+    let mut t = Tables::new();
     let mut reader = Reader { rest: payload };
     while !reader.rest.is_empty() {
         let head = reader.take(2)?;
@@ -196,63 +163,61 @@ pub(crate) fn replay(txn: &WriteTransaction, payload: &[u8]) -> Result<()> {
             REMOVE => None,
             _ => return Err(torn()),
         };
-        t.apply(kind, table, key, other)?;
+        apply(&mut t, txn, kind, table, key, other)?;
     }
     Ok(())
 }
 
-impl Tables<'_> {
-    fn apply(&mut self, kind: u8, table: u8, key: &[u8], other: Option<&[u8]>) -> Result<()> {
-        use RedoTable as T;
-        let txn = self.txn;
-        match (T::from_u8(table)?, kind, other) {
-            (T::Data, PUT, Some(v)) => {
-                open(&mut self.data, txn, schema::DATA)?.insert(key, v)?;
-                Ok(())
-            }
-            (T::Data, ..) => remove(open(&mut self.data, txn, schema::DATA)?, kind, key, other),
-            (T::Tables, PUT, Some(v)) => {
-                open(&mut self.tables, txn, schema::TABLES)?.insert(key, u32_of(v)?)?;
-                Ok(())
-            }
-            (T::Tables, ..) => remove(
-                open(&mut self.tables, txn, schema::TABLES)?,
-                kind,
-                key,
-                other,
-            ),
-            (T::Tenants, PUT, Some(v)) => {
-                open(&mut self.tenants, txn, schema::TENANTS)?.insert(u64_of(key)?, v)?;
-                Ok(())
-            }
-            (T::Names, PUT, Some(v)) => {
-                open(&mut self.names, txn, schema::TENANT_NAMES)?
-                    .insert(str_of(key)?, u64_of(v)?)?;
-                Ok(())
-            }
-            (T::Names, REMOVE, None) => {
-                open(&mut self.names, txn, schema::TENANT_NAMES)?.remove(str_of(key)?)?;
-                Ok(())
-            }
-            (T::Audit, PUT, Some(v)) => {
-                open(&mut self.audit, txn, schema::AUDIT)?.insert(u64_of(key)?, v)?;
-                Ok(())
-            }
-            (T::AuditIndex, PUT, Some(v)) => {
-                open(&mut self.audit_index, txn, schema::AUDIT_INDEX)?
-                    .insert(pair_of(key)?, u64_of(v)?)?;
-                Ok(())
-            }
-            (T::Tails, PUT, Some(v)) => {
-                open(&mut self.tails, txn, schema::TAILS)?.insert(u64_of(key)?, v)?;
-                Ok(())
-            }
-            (T::Meta, PUT, Some(v)) => {
-                open(&mut self.meta, txn, schema::META)?.insert(str_of(key)?, u64_of(v)?)?;
-                Ok(())
-            }
-            _ => Err(torn()),
+/// Applies one operation.
+fn apply<'t>(
+    t: &mut Tables<'t>,
+    txn: &'t WriteTransaction,
+    kind: u8,
+    table: u8,
+    key: &[u8],
+    other: Option<&[u8]>,
+) -> Result<()> {
+    use RedoTable as T;
+    match (T::from_u8(table)?, kind, other) {
+        (T::Data, PUT, Some(v)) => {
+            t.data.get(txn)?.insert(key, v)?;
+            Ok(())
         }
+        (T::Data, ..) => remove(t.data.get(txn)?, kind, key, other),
+        (T::Tables, PUT, Some(v)) => {
+            t.tables.get(txn)?.insert(key, u32_of(v)?)?;
+            Ok(())
+        }
+        (T::Tables, ..) => remove(t.tables.get(txn)?, kind, key, other),
+        (T::Tenants, PUT, Some(v)) => {
+            t.tenants.get(txn)?.insert(u64_of(key)?, v)?;
+            Ok(())
+        }
+        (T::Names, PUT, Some(v)) => {
+            t.names.get(txn)?.insert(str_of(key)?, u64_of(v)?)?;
+            Ok(())
+        }
+        (T::Names, REMOVE, None) => {
+            t.names.get(txn)?.remove(str_of(key)?)?;
+            Ok(())
+        }
+        (T::Audit, PUT, Some(v)) => {
+            t.audit.get(txn)?.insert(u64_of(key)?, v)?;
+            Ok(())
+        }
+        (T::AuditIndex, PUT, Some(v)) => {
+            t.audit_index.get(txn)?.insert(pair_of(key)?, u64_of(v)?)?;
+            Ok(())
+        }
+        (T::Tails, PUT, Some(v)) => {
+            t.tails.get(txn)?.insert(u64_of(key)?, v)?;
+            Ok(())
+        }
+        (T::Meta, PUT, Some(v)) => {
+            t.meta.get(txn)?.insert(str_of(key)?, u64_of(v)?)?;
+            Ok(())
+        }
+        _ => Err(torn()),
     }
 }
 
