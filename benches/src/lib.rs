@@ -191,6 +191,13 @@ pub fn load_engine(engine: &Engine, tenants: &[TenantId], keys: u64, threads: us
     );
 }
 
+/// The engine's data table, for diagnostics that read a copy of an engine's file with redb.
+pub const ENGINE_DATA: TableDefinition<'_, tenantry_engine::ByteKey, &[u8]> =
+    TableDefinition::new("tenantry.data");
+/// The engine's table-name table (tenant id, big-endian, then name → table id).
+pub const ENGINE_TABLES: TableDefinition<'_, tenantry_engine::ByteKey, u32> =
+    TableDefinition::new("tenantry.tables");
+
 /// Creates a raw redb database at `path` holding keys `0..keys` in [`RAW_TABLE`].
 pub fn load_raw(path: &std::path::Path, keys: u64) -> redb::Database {
     load_raw_with(path, keys, |i| key(i).to_vec())
@@ -250,8 +257,9 @@ pub fn tree_shape(path: &std::path::Path, table: &str) -> String {
     use redb::{ReadableDatabase, ReadableTableMetadata};
     let db = redb::Database::open(path).expect("open for stats");
     let txn = db.begin_read().expect("begin_read");
+    // Untyped: the engine's data table has its own key type.
     let t = txn
-        .open_table(TableDefinition::<&[u8], &[u8]>::new(table))
+        .open_untyped_table(TableDefinition::<&[u8], &[u8]>::new(table))
         .expect("open table");
     let s = t.stats().expect("stats");
     format!(

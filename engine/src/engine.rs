@@ -788,6 +788,31 @@ fn init_schema(db: &redb::Database) -> Result<SchemaState> {
     let txn = db.begin_write()?;
     let state;
     {
+        let version = txn
+            .open_table(schema::META)?
+            .get(schema::META_FORMAT)?
+            .map(|v| v.value());
+        match version {
+            None | Some(schema::FORMAT_VERSION) => {}
+            // Formats 2 and 3 differ from 4 in the key type of two tables only.
+            Some(2 | 3) => {
+                let started = std::time::Instant::now();
+                let copied = schema::upgrade_byte_tables(&txn)?;
+                tracing::info!(
+                    from = version,
+                    to = schema::FORMAT_VERSION,
+                    entries = copied,
+                    elapsed = ?started.elapsed(),
+                    "upgraded the file's format"
+                );
+            }
+            Some(other) => {
+                return Err(Error::Corrupted(format!(
+                    "the file has tenantry format version {other}; this version reads formats 2 to {}",
+                    schema::FORMAT_VERSION
+                )));
+            }
+        }
         txn.open_table(schema::DATA)?;
         txn.open_table(schema::TABLES)?;
         txn.open_table(schema::TENANTS)?;
@@ -796,7 +821,6 @@ fn init_schema(db: &redb::Database) -> Result<SchemaState> {
         txn.open_table(schema::AUDIT_INDEX)?;
         txn.open_table(schema::TAILS)?;
         let mut meta = txn.open_table(schema::META)?;
-        let version = meta.get(schema::META_FORMAT)?.map(|v| v.value());
         let known_id = meta.get(schema::META_LOG_ID)?.map(|v| v.value());
         let log_id = match known_id {
             Some(id) => id,
@@ -813,18 +837,8 @@ fn init_schema(db: &redb::Database) -> Result<SchemaState> {
             log_applied: applied.unwrap_or(0),
             logged: applied.is_some(),
         };
-        match version {
-            // Format 2 is format 3 without the log: only the version number changes.
-            None | Some(2) => {
-                meta.insert(schema::META_FORMAT, schema::FORMAT_VERSION)?;
-            }
-            Some(schema::FORMAT_VERSION) => {}
-            Some(other) => {
-                return Err(Error::Corrupted(format!(
-                    "the file has tenantry format version {other}; this version reads formats 2 and {}",
-                    schema::FORMAT_VERSION
-                )));
-            }
+        if version != Some(schema::FORMAT_VERSION) {
+            meta.insert(schema::META_FORMAT, schema::FORMAT_VERSION)?;
         }
     }
     txn.commit()?;

@@ -112,7 +112,7 @@ pub use context::{Context, MAX_FIELD_LEN, Operator};
 pub use engine::{Durability, Engine, EngineOptions, check_identifier};
 pub use error::{Error, QuotaLimit, Result, StorageError};
 pub use handle::TenantHandle;
-pub use keys::{MAX_KEY_LEN, MAX_TABLE_NAME_LEN, MAX_VALUE_LEN, audit_target, successor};
+pub use keys::{ByteKey, MAX_KEY_LEN, MAX_TABLE_NAME_LEN, MAX_VALUE_LEN, audit_target, successor};
 pub use snapshot::{KeyValue, Scan};
 pub use txn::{ReadTxn, WriteScan, WriteTxn, decode_value};
 pub use types::{Quota, TenantId, TenantInfo, TenantState, Usage};

@@ -23,10 +23,12 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::keys::ByteKey;
 use crate::types::{Quota, TenantId, TenantInfo, TenantState, Usage};
 
-pub(crate) const DATA: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("tenantry.data");
-pub(crate) const TABLES: TableDefinition<'_, &[u8], u32> = TableDefinition::new("tenantry.tables");
+pub(crate) const DATA: TableDefinition<'_, ByteKey, &[u8]> = TableDefinition::new("tenantry.data");
+pub(crate) const TABLES: TableDefinition<'_, ByteKey, u32> =
+    TableDefinition::new("tenantry.tables");
 pub(crate) const TENANTS: TableDefinition<'_, u64, &[u8]> =
     TableDefinition::new("tenantry.tenants");
 pub(crate) const TENANT_NAMES: TableDefinition<'_, &str, u64> =
@@ -48,11 +50,40 @@ pub(crate) const META_FORMAT: &str = "format_version";
 pub(crate) const META_LOG_ID: &str = "log_id";
 /// LSN of the newest batch this state holds (see [`crate::wal`]).
 pub(crate) const META_LOG_APPLIED: &str = "log_applied";
-/// Format 1 (before the shared audit log) is not read by this version. Format 3 adds the
-/// write-ahead log (`META_LOG_ID`, `META_LOG_APPLIED`); a format-2 file is upgraded when opened,
-/// and versions that read format 2 only refuse a format-3 file, whose newest commits may be in
-/// its log.
-pub(crate) const FORMAT_VERSION: u64 = 3;
+/// Format 1 (before the shared audit log) is not read by this version. Format 3 added the
+/// write-ahead log (`META_LOG_ID`, `META_LOG_APPLIED`). Format 4 keys `tenantry.data` and
+/// `tenantry.tables` by [`ByteKey`] instead of `&[u8]`: the same bytes in the same order, under
+/// another redb type name. Files of formats 2 and 3 are upgraded when opened (see
+/// [`upgrade_byte_tables`]); versions that read format 3 refuse format 4.
+pub(crate) const FORMAT_VERSION: u64 = 4;
+
+/// Converts the `&[u8]`-keyed tables of a format 2 or 3 file to [`ByteKey`], within `txn`:
+/// each is renamed aside, copied entry by entry into a new table of its name, and deleted.
+/// Returns the number of entries copied.
+pub(crate) fn upgrade_byte_tables(txn: &redb::WriteTransaction) -> Result<u64> {
+    fn convert<V: redb::Value + 'static>(
+        txn: &redb::WriteTransaction,
+        old: TableDefinition<'static, &'static [u8], V>,
+        new: TableDefinition<'static, ByteKey, V>,
+    ) -> Result<u64> {
+        let aside: TableDefinition<'_, &[u8], V> = TableDefinition::new("tenantry.upgrading");
+        txn.rename_table(old, aside)?;
+        let mut copied = 0;
+        {
+            let from = txn.open_table(aside)?;
+            let mut to = txn.open_table(new)?;
+            for item in from.iter()? {
+                let (key, value) = item?;
+                to.insert(key.value(), value.value())?;
+                copied += 1;
+            }
+        }
+        txn.delete_table(aside)?;
+        Ok(copied)
+    }
+    Ok(convert(txn, TableDefinition::new("tenantry.data"), DATA)?
+        + convert(txn, TableDefinition::new("tenantry.tables"), TABLES)?)
+}
 
 /// Every `INDEX_EVERY`th seq of a stream (and seq 1) has an entry in `tenantry.audit_index`.
 pub(crate) const INDEX_EVERY: u64 = 64;

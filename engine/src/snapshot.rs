@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 use redb::{ReadOnlyTable, ReadableDatabase};
 
 use crate::error::{Error, Result};
-use crate::keys::{self, PhysicalRange, TableId, TablePrefix};
+use crate::keys::{self, ByteKey, PhysicalRange, TableId, TablePrefix};
 use crate::registry::TenantShared;
 use crate::schema;
 use crate::types::TenantState;
@@ -20,7 +20,7 @@ pub type KeyValue = (Vec<u8>, Vec<u8>);
 /// snapshot costs a reference count instead of a redb transaction.
 pub(crate) struct SharedRead {
     txn: redb::ReadTransaction,
-    data: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    data: ReadOnlyTable<ByteKey, &'static [u8]>,
 }
 
 /// The [`SharedRead`] of the newest committed state, if one was begun since the last commit.
@@ -234,7 +234,7 @@ fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 
 /// An iterator over one tenant's table, in key order; yields user keys and values.
 pub struct Scan {
-    inner: Option<redb::Range<'static, &'static [u8], &'static [u8]>>,
+    inner: Option<redb::Range<'static, ByteKey, &'static [u8]>>,
     prefix: Option<TablePrefix>,
 }
 

@@ -13,7 +13,7 @@ use super::{Effect, Reply, UsageDelta, now_micros};
 use crate::audit::{AuditEvent, StoredEntry};
 use crate::context::Actor;
 use crate::error::{Error, Result};
-use crate::keys::{self, TableId};
+use crate::keys::{self, ByteKey, TableId};
 use crate::schema::{self, AuditHead, Tail, TenantRecord};
 use crate::types::{Quota, TenantId, TenantState};
 
@@ -51,8 +51,8 @@ struct Loaded {
 
 /// Every table a batch (or the replay of one) may change, each opened on first use.
 pub(super) struct Tables<'t> {
-    pub(super) data: Lazy<'t, &'static [u8], &'static [u8]>,
-    pub(super) tables: Lazy<'t, &'static [u8], u32>,
+    pub(super) data: Lazy<'t, ByteKey, &'static [u8]>,
+    pub(super) tables: Lazy<'t, ByteKey, u32>,
     pub(super) tenants: Lazy<'t, u64, &'static [u8]>,
     pub(super) names: Lazy<'t, &'static str, u64>,
     pub(super) audit: Lazy<'t, u64, &'static [u8]>,
@@ -528,7 +528,7 @@ fn borrow(s: &Option<String>) -> Option<Cow<'_, str>> {
 /// Removes the first `max` keys in `[start, end)` (and logs the removal in `redo`); returns
 /// how many it removed.
 fn remove_chunk<V: redb::Value + 'static>(
-    table: &mut Table<'_, &'static [u8], V>,
+    table: &mut Table<'_, ByteKey, V>,
     start: &[u8],
     end: &[u8],
     max: usize,

@@ -11,6 +11,7 @@ use redb::{Table, WriteTransaction};
 use super::batch::Tables;
 
 use crate::error::{Error, Result};
+use crate::keys::ByteKey;
 use crate::wal::RECORD_HEADER;
 
 /// The tables a batch changes.
@@ -223,7 +224,7 @@ fn apply<'t>(
 
 /// A removal from a table keyed by bytes: one key, or `key..=end`.
 fn remove<V: redb::Value + 'static>(
-    table: &mut Table<'_, &'static [u8], V>,
+    table: &mut Table<'_, ByteKey, V>,
     kind: u8,
     key: &[u8],
     end: Option<&[u8]>,

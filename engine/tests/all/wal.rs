@@ -125,42 +125,6 @@ fn a_log_from_before_a_lost_log_is_never_replayed() {
 }
 
 #[test]
-fn a_format_2_file_is_upgraded_to_format_3() {
-    const META: redb::TableDefinition<'_, &str, u64> = redb::TableDefinition::new("tenantry.meta");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.redb");
-    {
-        let engine = Engine::open(&path).unwrap();
-        let t = engine.create_tenant(&op(), "acme").unwrap();
-        put(&handle(&engine, t), "p", b"k", b"v");
-    }
-    // What session 2's engine left: format 2, no log.
-    {
-        let db = redb::Database::open(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        {
-            let mut meta = txn.open_table(META).unwrap();
-            meta.insert("format_version", 2).unwrap();
-            meta.remove("log_id").unwrap();
-            meta.remove("log_applied").unwrap();
-        }
-        txn.commit().unwrap();
-    }
-    std::fs::remove_file(log_of(&path)).unwrap();
-    {
-        let engine = Engine::open(&path).unwrap();
-        let t = engine.tenant_id("acme").unwrap().unwrap();
-        let r = handle(&engine, t).begin_read().unwrap();
-        assert_eq!(r.get("p", b"k").unwrap(), Some(b"v".to_vec()));
-        engine.verify_audit(t).unwrap();
-    }
-    let db = redb::Database::open(&path).unwrap();
-    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    let meta = txn.open_table(META).unwrap();
-    assert_eq!(meta.get("format_version").unwrap().unwrap().value(), 3);
-}
-
-#[test]
 fn a_checkpoint_on_request_puts_every_commit_in_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.redb");
