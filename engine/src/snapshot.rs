@@ -1,7 +1,7 @@
 //! A consistent, non-blocking view of one tenant's tables at one point in time.
 
 use std::ops::Bound;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use redb::{ReadOnlyTable, ReadableDatabase};
@@ -58,22 +58,23 @@ pub(crate) struct Snapshot {
     pub(crate) tenant: Arc<TenantShared>,
     access: Access,
     shared: Arc<SharedRead>,
-    /// The last table named and its prefix (`None`: absent in this snapshot), so that repeated
-    /// reads of one table validate and resolve its name once. A snapshot never changes, so
-    /// neither does the answer.
-    last_table: Mutex<Option<LastTable>>,
+    /// The first table named and its prefix (`None`: absent in this snapshot), so that
+    /// repeated reads of one table validate and resolve its name once, and read the answer
+    /// without taking a lock. A snapshot never changes, so neither does the answer.
+    first_table: OnceLock<ResolvedTable>,
+    /// The same for the last other table named.
+    last_table: Mutex<Option<ResolvedTable>>,
 }
 
-/// Who reads through a snapshot, which decides what it may name.
-/// The table a snapshot resolved last (most callers use one table at a time), with its name
-/// held inline: a lookup compares it without following a pointer.
-struct LastTable {
+/// A table a snapshot resolved, with its name held inline: a lookup compares it without
+/// following a pointer.
+struct ResolvedTable {
     name: [u8; keys::MAX_TABLE_NAME_LEN],
     len: u8,
     prefix: Option<TablePrefix>,
 }
 
-impl LastTable {
+impl ResolvedTable {
     /// `None` for a name too long to be valid (it is never cached).
     fn new(table: &str, prefix: Option<TablePrefix>) -> Option<Self> {
         let len = u8::try_from(table.len())
@@ -81,11 +82,15 @@ impl LastTable {
             .filter(|&len| usize::from(len) <= keys::MAX_TABLE_NAME_LEN)?;
         let mut name = [0; keys::MAX_TABLE_NAME_LEN];
         name[..table.len()].copy_from_slice(table.as_bytes());
-        Some(LastTable { name, len, prefix })
+        Some(ResolvedTable { name, len, prefix })
     }
 
-    fn name(&self) -> &[u8] {
-        &self.name[..usize::from(self.len)]
+    /// The prefix of `table`, if this is `table`.
+    fn prefix_of(&self, table: &str) -> Option<Option<TablePrefix>> {
+        let name = &self.name[..usize::from(self.len)];
+        keys::compare_bytes(name, table.as_bytes())
+            .is_eq()
+            .then_some(self.prefix)
     }
 }
 
@@ -111,6 +116,7 @@ impl Snapshot {
             tenant,
             access,
             shared: cache.get(db)?,
+            first_table: OnceLock::new(),
             last_table: Mutex::new(None),
         };
         snapshot.check_readable()?;
@@ -156,16 +162,27 @@ impl Snapshot {
     }
 
     pub(crate) fn prefix(&self, table: &str) -> Result<Option<TablePrefix>> {
-        if let Some(last) = &*self.last_table.lock()
-            && last.name() == table.as_bytes()
+        if let Some(prefix) = self.first_table.get().and_then(|t| t.prefix_of(table)) {
+            return Ok(prefix);
+        }
+        if let Some(prefix) = self
+            .last_table
+            .lock()
+            .as_ref()
+            .and_then(|t| t.prefix_of(table))
         {
-            return Ok(last.prefix);
+            return Ok(prefix);
         }
         self.check_table(table)?;
         let prefix = self
             .table_id(table)?
             .map(|id| TablePrefix::new(self.tenant.id, id));
-        *self.last_table.lock() = LastTable::new(table, prefix);
+        if let Some(resolved) = ResolvedTable::new(table, prefix) {
+            // Another thread may have set the first table meanwhile; then this one is the last.
+            if let Err(resolved) = self.first_table.set(resolved) {
+                *self.last_table.lock() = Some(resolved);
+            }
+        }
         Ok(prefix)
     }
 
