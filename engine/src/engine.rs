@@ -191,7 +191,13 @@ impl Engine {
                         .into(),
                 ));
             }
-            None => None,
+            None => {
+                let txn = db.begin_write()?;
+                if upgrade(&txn, &schema)? {
+                    txn.commit()?;
+                }
+                None
+            }
         };
         // With `Durability::None` nothing is logged: the log was only replayed.
         let wal = wal.filter(|_| options.durability == Durability::Immediate);
@@ -695,6 +701,8 @@ struct SchemaState {
     log_applied: u64,
     /// Batches have been written through a log.
     logged: bool,
+    /// The file's format, if it is an older one that `upgrade` converts.
+    upgrade_from: Option<u64>,
 }
 
 /// The write-ahead log's file: the database's path with `-wal` appended.
@@ -762,6 +770,10 @@ fn recover(
         };
         wal.restart_as(id)?;
     }
+    // One durable transaction for the format upgrade and the replay: a crash during either
+    // leaves the file as it was, and the next open does both again.
+    let txn = db.begin_write()?;
+    let upgraded = upgrade(&txn, schema)?;
     if let Some((last, _)) = records.last() {
         let last = *last;
         tracing::info!(
@@ -769,9 +781,6 @@ fn recover(
             last,
             "replaying the write-ahead log"
         );
-        // One durable transaction: a crash during replay leaves the file as it was, and the
-        // next open replays again.
-        let txn = db.begin_write()?;
         for (_, payload) in &records {
             redo::replay(&txn, payload)?;
         }
@@ -779,11 +788,35 @@ fn recover(
             .insert(schema::META_LOG_APPLIED, last)?;
         txn.commit()?;
         wal.checkpointed(last);
+    } else if upgraded {
+        txn.commit()?;
     }
     Ok(Arc::new(wal))
 }
 
-/// Creates every table, checks the format version and reads the log's id and position.
+/// Converts a file of an older format within `txn`, once the open has passed every check that
+/// could refuse it (so a refused open leaves the file readable by the version that wrote it).
+/// Returns whether there was anything to do.
+fn upgrade(txn: &redb::WriteTransaction, schema: &SchemaState) -> Result<bool> {
+    let Some(from) = schema.upgrade_from else {
+        return Ok(false);
+    };
+    let started = std::time::Instant::now();
+    let copied = schema::upgrade_byte_tables(txn)?;
+    txn.open_table(schema::META)?
+        .insert(schema::META_FORMAT, schema::FORMAT_VERSION)?;
+    tracing::info!(
+        from,
+        to = schema::FORMAT_VERSION,
+        entries = copied,
+        elapsed = ?started.elapsed(),
+        "upgraded the file's format"
+    );
+    Ok(true)
+}
+
+/// Creates every table (but the two an upgrade converts), checks the format version and reads
+/// the log's id and position.
 fn init_schema(db: &redb::Database) -> Result<SchemaState> {
     let txn = db.begin_write()?;
     let state;
@@ -792,29 +825,22 @@ fn init_schema(db: &redb::Database) -> Result<SchemaState> {
             .open_table(schema::META)?
             .get(schema::META_FORMAT)?
             .map(|v| v.value());
-        match version {
-            None | Some(schema::FORMAT_VERSION) => {}
-            // Formats 2 and 3 differ from 4 in the key type of two tables only.
-            Some(2 | 3) => {
-                let started = std::time::Instant::now();
-                let copied = schema::upgrade_byte_tables(&txn)?;
-                tracing::info!(
-                    from = version,
-                    to = schema::FORMAT_VERSION,
-                    entries = copied,
-                    elapsed = ?started.elapsed(),
-                    "upgraded the file's format"
-                );
+        let upgrade_from = match version {
+            None | Some(schema::FORMAT_VERSION) => {
+                txn.open_table(schema::DATA)?;
+                txn.open_table(schema::TABLES)?;
+                None
             }
+            // Formats 2 and 3 differ from 4 in the key type of two tables only; they are
+            // converted by `upgrade`, once the log has been checked.
+            Some(old @ (2 | 3)) => Some(old),
             Some(other) => {
                 return Err(Error::Corrupted(format!(
                     "the file has tenantry format version {other}; this version reads formats 2 to {}",
                     schema::FORMAT_VERSION
                 )));
             }
-        }
-        txn.open_table(schema::DATA)?;
-        txn.open_table(schema::TABLES)?;
+        };
         txn.open_table(schema::TENANTS)?;
         txn.open_table(schema::TENANT_NAMES)?;
         txn.open_table(schema::AUDIT)?;
@@ -836,8 +862,9 @@ fn init_schema(db: &redb::Database) -> Result<SchemaState> {
             log_id,
             log_applied: applied.unwrap_or(0),
             logged: applied.is_some(),
+            upgrade_from,
         };
-        if version != Some(schema::FORMAT_VERSION) {
+        if version.is_none() {
             meta.insert(schema::META_FORMAT, schema::FORMAT_VERSION)?;
         }
     }

@@ -129,9 +129,9 @@ impl TablePrefix {
 /// byte strings in `memcmp` order, exactly as redb's `&[u8]` orders them, compared by an inlined
 /// loop instead of a call to `memcmp`.
 ///
-/// Applications never need it. It is public for tools that open a tenantry file with redb
-/// directly, read-only, for forensics or diagnostics: redb refuses to open a table with a key
-/// type of another name.
+/// Applications never need it. It is public for tools that open a tenantry file (or a copy of
+/// one) with redb directly, for forensics or diagnostics: redb refuses to open a table with a
+/// key type of another name.
 ///
 /// redb compares `&[u8]` keys with a call to `memcmp`. A point lookup compares its key with
 /// twenty to thirty stored ones, and every stored key of the data table starts with the same
@@ -182,6 +182,7 @@ impl Key for ByteKey {
     /// The shortest prefix of `right` that still sorts above `left` (redb's own rule for
     /// `&[u8]`), so that branch pages hold short separators.
     fn separator<'a>(left: &'a [u8], right: &'a [u8]) -> Cow<'a, [u8]> {
+        debug_assert!(left < right);
         let common = left.iter().zip(right).take_while(|(x, y)| x == y).count();
         let len = common + 1;
         if len < left.len() && len < right.len() {

@@ -54,12 +54,15 @@ pub(crate) const META_LOG_APPLIED: &str = "log_applied";
 /// write-ahead log (`META_LOG_ID`, `META_LOG_APPLIED`). Format 4 keys `tenantry.data` and
 /// `tenantry.tables` by [`ByteKey`] instead of `&[u8]`: the same bytes in the same order, under
 /// another redb type name. Files of formats 2 and 3 are upgraded when opened (see
-/// [`upgrade_byte_tables`]); versions that read format 3 refuse format 4.
+/// [`upgrade_byte_tables`]). Versions that read format 3 refuse format 4, with redb's error for
+/// a table of another type: they open the tables before they read the version. This version
+/// reads the version first.
 pub(crate) const FORMAT_VERSION: u64 = 4;
 
 /// Converts the `&[u8]`-keyed tables of a format 2 or 3 file to [`ByteKey`], within `txn`:
 /// each is renamed aside, copied entry by entry into a new table of its name, and deleted.
-/// Returns the number of entries copied.
+/// Returns the number of entries copied. The old pages are freed only when `txn` commits, so
+/// the file needs room for a second copy of those tables for the while.
 pub(crate) fn upgrade_byte_tables(txn: &redb::WriteTransaction) -> Result<u64> {
     fn convert<V: redb::Value + 'static>(
         txn: &redb::WriteTransaction,

@@ -24,6 +24,10 @@
 //! `TENANTRY_POWER_LOSS_SEED` replays a failed run's countdowns and tears (thread timing still
 //! varies).
 //!
+//! One cycle in four rewrites the durable image as an engine of format 3 left it (with the
+//! records its log holds still to replay), so that the next open upgrades it, in the
+//! transaction that replays the log, and power fails during upgrades too.
+//!
 //! Every seed starts from a database created with the power on. A second test,
 //! `power_loss_while_creating_the_database`, loses power at each backend call of creating a new
 //! database and requires the durable image to open as an empty database: a crash on first start
@@ -36,6 +40,8 @@
 //! `set_len` as an ordinary, unsynced, reorderable operation.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/downgrade.rs"]
+mod downgrade;
 mod support;
 
 use std::io;
@@ -423,6 +429,12 @@ fn run_seed(seed: u64, stats: &mut Stats) {
         }
         stats.failed_opens += u64::from(report.failed_open);
 
+        // One cycle in four leaves the image as an engine of format 3 would have: the next
+        // open converts it, in the transaction that replays the log, and power may fail there.
+        if rng.random_ratio(1, 4) {
+            image = downgraded(image);
+            stats.downgrades += 1;
+        }
         // Check a copy, so that the next cycle starts from the image as the power left it.
         let healthy = Disk::new(image.clone(), None, false, 0);
         let engine = healthy.open(log).unwrap_or_else(|e| {
@@ -438,8 +450,23 @@ fn run_seed(seed: u64, stats: &mut Stats) {
     stats.unacked_durable += checker.unacked_durable;
 }
 
+/// `image` rewritten as format 3 (see `support::downgrade`), unless it is not format 4 (an
+/// earlier downgrade that no open has converted yet).
+fn downgraded(image: [Vec<u8>; 2]) -> [Vec<u8>; 2] {
+    let disk = Disk::new(image, None, false, 0);
+    let db = redb::Database::builder()
+        .create_with_backend(disk.clone())
+        .unwrap();
+    if downgrade::format_of(&db) == 4 {
+        downgrade::downgrade(&db, 3);
+    }
+    drop(db);
+    disk.durable_images()
+}
+
 #[derive(Debug, Default)]
 struct Stats {
+    downgrades: u64,
     calls: u64,
     syncs: u64,
     torn_kept: usize,
@@ -479,14 +506,15 @@ fn power_loss_loses_no_acknowledged_commit() {
     eprintln!(
         "power-loss test: {seeds} seeds x {CYCLES_PER_SEED} power failures ({} by countdown, \
          {} during open), {} backend calls, {} syncs, {} unsynced writes kept and {} dropped by \
-         torn failures, {} acknowledged commits checked, {} durable, {} durable without \
-         acknowledgement, {:.1?}",
+         torn failures, {} images rewritten as format 3, {} acknowledged commits checked, {} \
+         durable, {} durable without acknowledgement, {:.1?}",
         stats.lost_by_countdown,
         stats.failed_opens,
         stats.calls,
         stats.syncs,
         stats.torn_kept,
         stats.torn_dropped,
+        stats.downgrades,
         stats.acked,
         stats.durable,
         stats.unacked_durable,

@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
-use tenantry_engine::{ByteKey, Engine, Error, TenantId};
+use tenantry_engine::{Engine, Error, TenantId};
 
 use super::{handle, op, put};
 
-const META: TableDefinition<'_, &str, u64> = TableDefinition::new("tenantry.meta");
+#[path = "../support/downgrade.rs"]
+mod downgrade;
 
 fn log_of(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -17,52 +17,18 @@ fn log_of(path: &Path) -> PathBuf {
     name.into()
 }
 
-/// Rewrites one byte-keyed table with `&[u8]` keys; returns its entries.
-fn rekey<V: redb::Value + 'static>(txn: &redb::WriteTransaction, name: &str) -> u64 {
-    let current: TableDefinition<'_, ByteKey, V> = TableDefinition::new(name);
-    let aside: TableDefinition<'_, ByteKey, V> = TableDefinition::new("test.aside");
-    let old: TableDefinition<'_, &[u8], V> = TableDefinition::new(name);
-    txn.rename_table(current, aside).unwrap();
-    let mut n = 0;
-    {
-        let from = txn.open_table(aside).unwrap();
-        let mut to = txn.open_table(old).unwrap();
-        for item in from.iter().unwrap() {
-            let (k, v) = item.unwrap();
-            to.insert(k.value(), v.value()).unwrap();
-            n += 1;
-        }
-    }
-    txn.delete_table(aside).unwrap();
-    n
-}
-
 /// Turns a closed, checkpointed format-4 file into what an engine of `version` left.
 fn downgrade(path: &Path, version: u64) {
     let db = redb::Database::open(path).unwrap();
-    let txn = db.begin_write().unwrap();
-    assert!(rekey::<&[u8]>(&txn, "tenantry.data") > 0);
-    assert!(rekey::<u32>(&txn, "tenantry.tables") > 0);
-    {
-        let mut meta = txn.open_table(META).unwrap();
-        meta.insert("format_version", version).unwrap();
-        if version == 2 {
-            // Format 2 had no write-ahead log.
-            meta.remove("log_id").unwrap();
-            meta.remove("log_applied").unwrap();
-        }
-    }
-    txn.commit().unwrap();
+    assert!(downgrade::downgrade(&db, version) > 0);
+    drop(db);
     if version == 2 {
         std::fs::remove_file(log_of(path)).unwrap();
     }
 }
 
 fn format_of(path: &Path) -> u64 {
-    let db = redb::Database::open(path).unwrap();
-    let txn = db.begin_read().unwrap();
-    let meta = txn.open_table(META).unwrap();
-    meta.get("format_version").unwrap().unwrap().value()
+    downgrade::format_of(&redb::Database::open(path).unwrap())
 }
 
 /// Every entry of tables "a" and "b" of each live tenant, by name.
@@ -141,6 +107,33 @@ fn a_format_2_file_is_upgraded_to_format_4() {
 }
 
 #[test]
+fn a_refused_open_leaves_an_older_file_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    populate(&path);
+    downgrade(&path, 3);
+    // Written through a log, so opening it without one is refused: before anything is written.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let backend = redb::backends::FileBackend::new(file).unwrap();
+    let refused = Engine::open_backend(backend, tenantry_engine::EngineOptions::default());
+    assert!(matches!(refused, Err(Error::Corrupted(_))));
+    assert_eq!(format_of(&path), 3);
+    // A log of another database is refused too, also before the upgrade.
+    let other = dir.path().join("other.redb");
+    Engine::open(&other)
+        .unwrap()
+        .create_tenant(&op(), "x")
+        .unwrap();
+    std::fs::copy(log_of(&other), log_of(&path)).unwrap();
+    assert!(matches!(Engine::open(&path), Err(Error::Corrupted(_))));
+    assert_eq!(format_of(&path), 3);
+}
+
+#[test]
 fn unknown_formats_are_refused() {
     for version in [1, 5, u64::MAX] {
         let dir = tempfile::tempdir().unwrap();
@@ -148,7 +141,7 @@ fn unknown_formats_are_refused() {
         drop(Engine::open(&path).unwrap());
         let db = redb::Database::open(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(META)
+        txn.open_table(downgrade::META)
             .unwrap()
             .insert("format_version", version)
             .unwrap();
