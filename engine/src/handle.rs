@@ -26,6 +26,7 @@ impl Scope {
             &self.engine.db,
             &self.engine.reads,
             Arc::clone(&self.tenant),
+            self.engine.registry.state_generation(),
             self.access,
         )
     }

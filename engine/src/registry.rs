@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -117,6 +117,10 @@ struct RegistryInner {
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     inner: RwLock<RegistryInner>,
+    /// Bumped after every change of a tenant's state: a snapshot that found its tenant readable
+    /// at one value knows the state still holds while the value has not moved, which one load
+    /// of a value every snapshot shares tells it (see `Snapshot::check_readable`).
+    states: Arc<AtomicU64>,
 }
 
 impl Registry {
@@ -127,6 +131,11 @@ impl Registry {
             .get(&id)
             .cloned()
             .ok_or(Error::UnknownTenant(id))
+    }
+
+    /// The state generation (see [`Registry::states`]).
+    pub(crate) fn state_generation(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.states)
     }
 
     pub(crate) fn id_of(&self, name: &str) -> Option<TenantId> {
@@ -149,6 +158,7 @@ impl Registry {
         if let Some(t) = inner.by_id.get(&id) {
             t.set_state(state);
         }
+        self.states.fetch_add(1, Ordering::Release);
         if state == TenantState::Deleted {
             inner.by_name.retain(|_, v| *v != id);
         }

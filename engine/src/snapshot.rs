@@ -1,6 +1,7 @@
 //! A consistent, non-blocking view of one tenant's tables at one point in time.
 
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -54,24 +55,36 @@ impl ReadCache {
 
 /// A redb read transaction bound to one tenant: every key it reads goes through
 /// [`TablePrefix`], so nothing outside the tenant can be named.
+///
+/// A point read touches the fields that come first, laid out in order (`repr(C)`) and from the
+/// start of a cache line, so that for a table name of up to about 20 bytes they fill one line
+/// instead of four scattered ones; with 1,000 tenants' snapshots in use, that line is what
+/// stays in the CPU's cache.
+#[repr(C, align(64))]
 pub(crate) struct Snapshot {
-    pub(crate) tenant: Arc<TenantShared>,
-    access: Access,
+    /// The registry's state generation, and the value at which the tenant was last found
+    /// readable (`u64::MAX`: never).
+    states: Arc<AtomicU64>,
+    checked: AtomicU64,
     shared: Arc<SharedRead>,
     /// The first table named and its prefix (`None`: absent in this snapshot), so that
     /// repeated reads of one table validate and resolve its name once, and read the answer
     /// without taking a lock. A snapshot never changes, so neither does the answer.
     first_table: OnceLock<ResolvedTable>,
+    pub(crate) tenant: Arc<TenantShared>,
+    access: Access,
     /// The same for the last other table named.
     last_table: Mutex<Option<ResolvedTable>>,
 }
 
 /// A table a snapshot resolved, with its name held inline: a lookup compares it without
-/// following a pointer.
+/// following a pointer. The name comes last, so that a short one shares a cache line with the
+/// rest.
+#[repr(C)]
 struct ResolvedTable {
-    name: [u8; keys::MAX_TABLE_NAME_LEN],
     len: u8,
     prefix: Option<TablePrefix>,
+    name: [u8; keys::MAX_TABLE_NAME_LEN],
 }
 
 impl ResolvedTable {
@@ -82,7 +95,7 @@ impl ResolvedTable {
             .filter(|&len| usize::from(len) <= keys::MAX_TABLE_NAME_LEN)?;
         let mut name = [0; keys::MAX_TABLE_NAME_LEN];
         name[..table.len()].copy_from_slice(table.as_bytes());
-        Some(ResolvedTable { name, len, prefix })
+        Some(ResolvedTable { len, prefix, name })
     }
 
     /// The prefix of `table`, if this is `table`.
@@ -110,13 +123,16 @@ impl Snapshot {
         db: &redb::Database,
         cache: &ReadCache,
         tenant: Arc<TenantShared>,
+        states: Arc<AtomicU64>,
         access: Access,
     ) -> Result<Self> {
         let snapshot = Snapshot {
-            tenant,
-            access,
+            states,
+            checked: AtomicU64::new(u64::MAX),
             shared: cache.get(db)?,
             first_table: OnceLock::new(),
+            tenant,
+            access,
             last_table: Mutex::new(None),
         };
         snapshot.check_readable()?;
@@ -124,11 +140,23 @@ impl Snapshot {
     }
 
     /// Fails unless the tenant may be read by this snapshot's reader.
+    ///
+    /// The registry bumps its state generation after it changes a tenant's state. So while the
+    /// generation is the one at which this snapshot last found its tenant readable, it still
+    /// is, and the check costs one load of a value shared by every snapshot instead of a visit
+    /// to the tenant's own record. A state change that races with a read orders that read
+    /// before the change, as reading the state itself would.
     pub(crate) fn check_readable(&self) -> Result<()> {
-        match (self.access, self.tenant.state()) {
-            (Access::Operator, TenantState::Suspended) => Ok(()),
-            _ => self.tenant.check_readable(),
+        let generation = self.states.load(Ordering::Acquire);
+        if generation == self.checked.load(Ordering::Relaxed) {
+            return Ok(());
         }
+        match (self.access, self.tenant.state()) {
+            (Access::Operator, TenantState::Suspended) => {}
+            _ => self.tenant.check_readable()?,
+        }
+        self.checked.store(generation, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Validates a table name for this snapshot's reader.
