@@ -175,6 +175,9 @@ impl Value for ByteKey {
 }
 
 impl Key for ByteKey {
+    // Inline, so that redb's B-tree code inlines it wherever it is instantiated (the plugin
+    // host reads through generic engine functions, so its copy of that code is its own).
+    #[inline]
     fn compare(data1: &[u8], data2: &[u8]) -> Ordering {
         compare_bytes(data1, data2)
     }
