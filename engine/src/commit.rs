@@ -549,8 +549,10 @@ fn commit_batch(
         }
         None => None,
     };
+    let unlogged = finished.unlogged;
     if let (Some(wal), Some(lsn), Some(mut redo)) = (logged, lsn, finished.redo) {
         wal.append(lsn, redo.record()?)?;
+        wal.add_unlogged(unlogged);
         // Until redb has the batch, a failure (or a panic) takes the durable record back, so
         // that no replay applies a batch whose callers were told it failed.
         let take_back = TakeBack(Some(wal));

@@ -82,6 +82,8 @@ struct State {
     next_lsn: u64,
     /// Start of the last record appended, until the next checkpoint.
     last: Option<u64>,
+    /// Bytes removed by range since the last checkpoint (see [`Wal::add_unlogged`]).
+    unlogged: u64,
 }
 
 impl std::fmt::Debug for Wal {
@@ -154,6 +156,7 @@ impl Wal {
                 allocated: len.max(HEADER_LEN),
                 next_lsn: applied.saturating_add(1),
                 last: None,
+                unlogged: 0,
             }),
         };
         // Started afresh: the caller gives it its id and writes its header (`restart_as`).
@@ -329,9 +332,20 @@ impl Wal {
         self.state.lock().offset - HEADER_LEN
     }
 
-    /// Whether the next batch should be a checkpoint.
+    /// Whether the next batch should be a checkpoint: the log holds `checkpoint_bytes`, counting
+    /// the bytes that batches removed by range as if they had been logged.
     pub(crate) fn wants_checkpoint(&self) -> bool {
-        self.logged_bytes() >= self.checkpoint_bytes
+        let state = self.state.lock();
+        (state.offset - HEADER_LEN).saturating_add(state.unlogged) >= self.checkpoint_bytes
+    }
+
+    /// Counts `bytes` of entries that a logged batch removed by range. Its record names the
+    /// range in a few bytes, but the pages it changed are as many as writing those entries
+    /// took, and the next checkpoint writes them all: deleting a large tenant would otherwise
+    /// pile up, between two checkpoints, a checkpoint long enough to stall every commit.
+    pub(crate) fn add_unlogged(&self, bytes: u64) {
+        let mut state = self.state.lock();
+        state.unlogged = state.unlogged.saturating_add(bytes);
     }
 
     /// Appends `record` (its first [`RECORD_HEADER`] bytes reserved for the header) as batch
@@ -412,6 +426,7 @@ impl Wal {
         state.next_lsn = lsn + 1;
         state.offset = HEADER_LEN;
         state.last = None;
+        state.unlogged = 0;
     }
 }
 
@@ -519,6 +534,20 @@ mod tests {
         assert_eq!(wal.next_lsn(), 6);
         let (_, records) = open(&file, 5, false).unwrap();
         assert!(records.is_empty());
+    }
+
+    #[test]
+    fn bytes_removed_by_range_count_towards_a_checkpoint() {
+        let file = Shared::default();
+        let (wal, _) = open(&file, 0, true).unwrap(); // checkpoints at 1 MiB
+        append(&wal, &[1; 100]);
+        assert!(!wal.wants_checkpoint());
+        wal.add_unlogged(1 << 20);
+        assert!(wal.wants_checkpoint());
+        wal.checkpointed(1);
+        assert!(!wal.wants_checkpoint());
+        wal.add_unlogged(u64::MAX);
+        assert!(wal.wants_checkpoint());
     }
 
     #[test]

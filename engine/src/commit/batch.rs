@@ -90,6 +90,8 @@ pub(super) struct Batch<'t> {
     now: i64,
     /// The batch's changes, for the write-ahead log (`None` when it is not logged).
     redo: Option<Redo>,
+    /// See [`Finished::unlogged`].
+    unlogged: u64,
 }
 
 impl<'t> Batch<'t> {
@@ -110,6 +112,7 @@ impl<'t> Batch<'t> {
             audit_enabled,
             now: now_micros(),
             redo: logged.then(Redo::new),
+            unlogged: 0,
         }
     }
 
@@ -136,6 +139,7 @@ impl<'t> Batch<'t> {
             tails: self.new_tails,
             effects: self.effects,
             redo: self.redo,
+            unlogged: self.unlogged,
         })
     }
 
@@ -484,13 +488,14 @@ impl<'t> Batch<'t> {
         }
         let (start, end) = keys::tenant_range(tenant);
         let data = self.t.data.get(self.txn)?;
-        let removed = remove_chunk(
+        let (removed, bytes) = remove_chunk(
             data,
             &start,
             &end,
             max_keys.max(1),
             self.redo.as_mut().map(|r| (r, RedoTable::Data)),
         )?;
+        self.unlogged += bytes;
         let done = removed < max_keys.max(1) as u64;
         if done {
             let tables = self.t.tables.get(self.txn)?;
@@ -519,6 +524,9 @@ pub(super) struct Finished {
     pub(super) tails: HashMap<u64, Tail>,
     pub(super) effects: Vec<Effect>,
     pub(super) redo: Option<Redo>,
+    /// Bytes of entries the batch removed by range, which its redo record names in a few
+    /// bytes but which change as many pages as writing them did.
+    pub(super) unlogged: u64,
 }
 
 fn borrow(s: &Option<String>) -> Option<Cow<'_, str>> {
@@ -526,19 +534,22 @@ fn borrow(s: &Option<String>) -> Option<Cow<'_, str>> {
 }
 
 /// Removes the first `max` keys in `[start, end)` (and logs the removal in `redo`); returns
-/// how many it removed.
+/// how many it removed, and their bytes (keys and values).
 fn remove_chunk<V: redb::Value + 'static>(
     table: &mut Table<'_, ByteKey, V>,
     start: &[u8],
     end: &[u8],
     max: usize,
     redo: Option<(&mut Redo, RedoTable)>,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let mut count = 0u64;
+    let mut bytes = 0u64;
     let mut last = None;
     for item in table.range(start..end)?.take(max) {
-        let (key, _) = item?;
-        last = Some(key.value().to_vec());
+        let (key, value) = item?;
+        let key = key.value();
+        bytes += (key.len() + V::as_bytes(&value.value()).as_ref().len()) as u64;
+        last = Some(key.to_vec());
         count += 1;
     }
     if let Some(last) = last {
@@ -547,5 +558,5 @@ fn remove_chunk<V: redb::Value + 'static>(
             redo.remove_range(which, start, &last);
         }
     }
-    Ok(count)
+    Ok((count, bytes))
 }
