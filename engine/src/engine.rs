@@ -50,7 +50,8 @@ pub struct EngineOptions {
     pub cache_size: Option<usize>,
     /// A database file has a write-ahead log beside it (`<file>-wal`); once the log holds this
     /// many bytes, the next batch is a checkpoint, written to the database file durably, and
-    /// the log starts again (4 MiB). A checkpoint holds up commits while it writes every page
+    /// the log starts again (4 MiB). The bytes a tenant's purge removes count as logged, since
+    /// they change as many pages. A checkpoint holds up commits while it writes every page
     /// changed since the last one: bigger means rarer but longer stalls, a longer replay after
     /// a crash, and a bigger log file.
     pub log_checkpoint_bytes: u64,

@@ -69,7 +69,8 @@
 //!   its changes are appended to the log as one record and the log is synced (one sequential
 //!   write and one fsync), then the redb transaction commits without syncing, then callers are
 //!   acknowledged. Every [`EngineOptions::log_checkpoint_bytes`] of log (4 MiB), a batch is
-//!   committed to the database file durably instead, and the log starts again. Opening a
+//!   committed to the database file durably instead, and the log starts again (the bytes a
+//!   tenant's purge removes count as logged: they change as many pages). Opening a
 //!   database replays what the durable file lacks. A durable redb commit would write every page
 //!   the batch changed, scattered over the file: two per tenant in the batch. On a custom
 //!   backend ([`Engine::open_backend`]) there is no log, and redb syncs each batch itself.
