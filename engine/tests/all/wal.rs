@@ -136,3 +136,61 @@ fn a_checkpoint_on_request_puts_every_commit_in_the_file() {
     // Without a log there is nothing to do, and nothing fails.
     super::engine().checkpoint().unwrap();
 }
+
+/// Keys of `tenant` that a copy of the database file alone (no log) holds, read with redb.
+fn keys_in_file_alone(path: &Path, tenant: tenantry_engine::TenantId) -> u64 {
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+    const DATA: redb::TableDefinition<'_, tenantry_engine::ByteKey, &[u8]> =
+        redb::TableDefinition::new("tenantry.data");
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.redb");
+    std::fs::copy(path, &copy).unwrap();
+    let db = redb::Database::open(&copy).unwrap();
+    let txn = db.begin_read().unwrap();
+    let table = txn.open_table(DATA).unwrap();
+    let (start, end) = (tenant.get().to_be_bytes(), (tenant.get() + 1).to_be_bytes());
+    let count = table.range(&start[..]..&end[..]).unwrap().count() as u64;
+    assert!(table.len().unwrap() >= count);
+    count
+}
+
+#[test]
+fn a_purge_checkpoints_as_it_goes() {
+    // A purge chunk's log record is a few bytes, but it changes as many pages as writing its
+    // entries did; so the bytes it removes count towards the next checkpoint, and deleting a
+    // large tenant does not leave one long checkpoint behind.
+    const KEYS: u64 = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let mut options = EngineOptions::default();
+    options.log_checkpoint_bytes = 256 << 10;
+    options.purge_chunk_keys = 500;
+    let engine = Engine::open_with(&path, options).unwrap();
+    let t = engine.create_tenant(&op(), "big").unwrap();
+    let h = handle(&engine, t);
+    for batch in 0..10u64 {
+        let mut tx = h.begin_write().unwrap();
+        for i in 0..KEYS / 10 {
+            tx.put("p", &(batch * 1000 + i).to_be_bytes(), &[7; 200])
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    engine.checkpoint().unwrap();
+    assert_eq!(keys_in_file_alone(&path, t), KEYS);
+    // Halfway through the purge (1.1 MB removed, four times the checkpoint size), the file
+    // alone already lacks some of the tenant's keys.
+    let mut halfway = None;
+    engine
+        .delete_tenant_with_progress(&op(), t, |purged| {
+            if halfway.is_none() && purged >= KEYS / 2 {
+                halfway = Some(keys_in_file_alone(&path, t));
+            }
+        })
+        .unwrap();
+    let halfway = halfway.unwrap();
+    assert!(
+        halfway < KEYS,
+        "no checkpoint during the purge: {halfway} keys left in the file"
+    );
+}
