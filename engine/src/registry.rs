@@ -40,7 +40,9 @@ impl TenantShared {
         TenantState::from_u8(self.state.load(Ordering::Acquire))
     }
 
-    pub(crate) fn set_state(&self, state: TenantState) {
+    /// Only [`Registry::set_state`] calls it, which also bumps the state generation that
+    /// snapshots rely on.
+    fn set_state(&self, state: TenantState) {
         self.state.store(state.to_u8(), Ordering::Release);
     }
 

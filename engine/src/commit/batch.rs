@@ -499,13 +499,14 @@ impl<'t> Batch<'t> {
         let done = removed < max_keys.max(1) as u64;
         if done {
             let tables = self.t.tables.get(self.txn)?;
-            remove_chunk(
+            let (_, bytes) = remove_chunk(
                 tables,
                 &start,
                 &end,
                 usize::MAX,
                 self.redo.as_mut().map(|r| (r, RedoTable::Tables)),
             )?;
+            self.unlogged += bytes;
             if let Some(record) = self.record_mut(tenant.get())? {
                 record.purged = true;
             }
