@@ -151,10 +151,7 @@ impl Snapshot {
         if generation == self.checked.load(Ordering::Relaxed) {
             return Ok(());
         }
-        match (self.access, self.tenant.state()) {
-            (Access::Operator, TenantState::Suspended) => {}
-            _ => self.tenant.check_readable()?,
-        }
+        readable(&self.tenant, self.access)?;
         self.checked.store(generation, Ordering::Relaxed);
         Ok(())
     }
@@ -265,7 +262,42 @@ impl Snapshot {
         Ok(Scan {
             inner: Some(inner),
             prefix: Some(prefix),
+            guard: Some(StateGuard {
+                tenant: Arc::clone(&self.tenant),
+                states: Arc::clone(&self.states),
+                access: self.access,
+                checked: self.checked.load(Ordering::Relaxed),
+            }),
         })
+    }
+}
+
+/// Fails unless `access` may read `tenant` in its current state.
+fn readable(tenant: &TenantShared, access: Access) -> Result<()> {
+    match (access, tenant.state()) {
+        (Access::Operator, TenantState::Suspended) => Ok(()),
+        _ => tenant.check_readable(),
+    }
+}
+
+/// What an open scan needs to recheck its tenant's state before each entry, as a snapshot
+/// does before each read (see [`Snapshot::check_readable`]): a scan begun before the tenant
+/// was suspended or deleted stops there.
+struct StateGuard {
+    tenant: Arc<TenantShared>,
+    states: Arc<AtomicU64>,
+    access: Access,
+    checked: u64,
+}
+
+impl StateGuard {
+    fn check(&mut self) -> Result<()> {
+        let generation = self.states.load(Ordering::Acquire);
+        if generation != self.checked {
+            readable(&self.tenant, self.access)?;
+            self.checked = generation;
+        }
+        Ok(())
     }
 }
 
@@ -278,9 +310,15 @@ fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 }
 
 /// An iterator over one tenant's table, in key order; yields user keys and values.
+///
+/// It reads the snapshot it was begun on. If the tenant is suspended or deleted meanwhile, the
+/// next item is that error ([`Error::TenantSuspended`], [`Error::TenantDeleted`]) and the scan
+/// ends, as every other operation of an open handle fails (an operator's scan goes on through a
+/// suspension).
 pub struct Scan {
     inner: Option<redb::Range<'static, ByteKey, &'static [u8]>>,
     prefix: Option<TablePrefix>,
+    guard: Option<StateGuard>,
 }
 
 impl Scan {
@@ -288,6 +326,7 @@ impl Scan {
         Scan {
             inner: None,
             prefix: None,
+            guard: None,
         }
     }
 }
@@ -296,7 +335,12 @@ impl Iterator for Scan {
     type Item = Result<KeyValue>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let item = self.inner.as_mut()?.next()?;
+        let inner = self.inner.as_mut()?;
+        if let Some(Err(e)) = self.guard.as_mut().map(StateGuard::check) {
+            self.inner = None;
+            return Some(Err(e));
+        }
+        let item = inner.next()?;
         Some(match item {
             Err(e) => Err(e.into()),
             Ok((k, v)) => {

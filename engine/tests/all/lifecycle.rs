@@ -87,10 +87,25 @@ fn suspended_blocks_everything() {
     let t = engine.create_tenant(&op(), "acme").unwrap();
     let h = handle(&engine, t);
     put(&h, "p", b"k", b"v");
+    put(&h, "p", b"k2", b"v");
     let r = h.begin_read().unwrap();
+    // A scan begun before the suspension stops at it.
+    let mut scan = r.scan_prefix("p", b"").unwrap();
+    assert!(scan.next().unwrap().is_ok());
+    let w = h.begin_write().unwrap();
+    let mut own_scan = w.scan_prefix("p", b"").unwrap();
+    assert!(own_scan.next().unwrap().is_ok());
     engine
         .set_tenant_state(&op(), t, TenantState::Suspended)
         .unwrap();
+    assert!(matches!(scan.next(), Some(Err(Error::TenantSuspended(_)))));
+    assert!(scan.next().is_none());
+    assert!(matches!(
+        own_scan.next(),
+        Some(Err(Error::TenantSuspended(_)))
+    ));
+    drop(own_scan);
+    drop(w);
     assert!(matches!(
         engine.tenant(&ctx(t)),
         Err(Error::TenantSuspended(_))
