@@ -193,10 +193,7 @@ impl Engine {
                 ));
             }
             None => {
-                let txn = db.begin_write()?;
-                if upgrade(&txn, &schema)? {
-                    txn.commit()?;
-                }
+                upgrade_and_replay(&db, &schema, &[])?;
                 None
             }
         };
@@ -702,7 +699,7 @@ struct SchemaState {
     log_applied: u64,
     /// Batches have been written through a log.
     logged: bool,
-    /// The file's format, if it is an older one that `upgrade` converts.
+    /// The file's format, if it is an older one that `upgrade_and_replay` converts.
     upgrade_from: Option<u64>,
 }
 
@@ -771,49 +768,54 @@ fn recover(
         };
         wal.restart_as(id)?;
     }
-    // One durable transaction for the format upgrade and the replay: a crash during either
-    // leaves the file as it was, and the next open does both again.
+    if let Some(last) = upgrade_and_replay(db, schema, &records)? {
+        wal.checkpointed(last);
+    }
+    Ok(Arc::new(wal))
+}
+
+/// Converts a file of an older format and replays the log's `records`, in one durable
+/// transaction: a crash during either leaves the file as it was, and the next open does both
+/// again. Called once the open has passed every check that could refuse it, so that a refused
+/// open leaves an older file readable by the version that wrote it. Returns the LSN of the last
+/// record replayed.
+fn upgrade_and_replay(
+    db: &redb::Database,
+    schema: &SchemaState,
+    records: &[wal::Record],
+) -> Result<Option<u64>> {
+    let last = records.last().map(|(lsn, _)| *lsn);
+    if schema.upgrade_from.is_none() && last.is_none() {
+        return Ok(None);
+    }
     let txn = db.begin_write()?;
-    let upgraded = upgrade(&txn, schema)?;
-    if let Some((last, _)) = records.last() {
-        let last = *last;
+    if let Some(from) = schema.upgrade_from {
+        let started = std::time::Instant::now();
+        let copied = schema::upgrade_byte_tables(&txn)?;
+        txn.open_table(schema::META)?
+            .insert(schema::META_FORMAT, schema::FORMAT_VERSION)?;
+        tracing::info!(
+            from,
+            to = schema::FORMAT_VERSION,
+            entries = copied,
+            elapsed = ?started.elapsed(),
+            "upgraded the file's format"
+        );
+    }
+    if let Some(last) = last {
         tracing::info!(
             batches = records.len(),
             last,
             "replaying the write-ahead log"
         );
-        for (_, payload) in &records {
+        for (_, payload) in records {
             redo::replay(&txn, payload)?;
         }
         txn.open_table(schema::META)?
             .insert(schema::META_LOG_APPLIED, last)?;
-        txn.commit()?;
-        wal.checkpointed(last);
-    } else if upgraded {
-        txn.commit()?;
     }
-    Ok(Arc::new(wal))
-}
-
-/// Converts a file of an older format within `txn`, once the open has passed every check that
-/// could refuse it (so a refused open leaves the file readable by the version that wrote it).
-/// Returns whether there was anything to do.
-fn upgrade(txn: &redb::WriteTransaction, schema: &SchemaState) -> Result<bool> {
-    let Some(from) = schema.upgrade_from else {
-        return Ok(false);
-    };
-    let started = std::time::Instant::now();
-    let copied = schema::upgrade_byte_tables(txn)?;
-    txn.open_table(schema::META)?
-        .insert(schema::META_FORMAT, schema::FORMAT_VERSION)?;
-    tracing::info!(
-        from,
-        to = schema::FORMAT_VERSION,
-        entries = copied,
-        elapsed = ?started.elapsed(),
-        "upgraded the file's format"
-    );
-    Ok(true)
+    txn.commit()?;
+    Ok(last)
 }
 
 /// Creates every table (but the two an upgrade converts), checks the format version and reads
@@ -833,7 +835,7 @@ fn init_schema(db: &redb::Database) -> Result<SchemaState> {
                 None
             }
             // Formats 2 and 3 differ from 4 in the key type of two tables only; they are
-            // converted by `upgrade`, once the log has been checked.
+            // converted by `upgrade_and_replay`, once the log has been checked.
             Some(old @ (2 | 3)) => Some(old),
             Some(other) => {
                 return Err(Error::Corrupted(format!(

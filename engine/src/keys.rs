@@ -182,21 +182,13 @@ impl Key for ByteKey {
         compare_bytes(data1, data2)
     }
 
-    /// The shortest prefix of `right` that still sorts above `left` (redb's own rule for
-    /// `&[u8]`), so that branch pages hold short separators.
+    // The order is `&[u8]`'s, so redb's own separators and smallest key for it hold too.
     fn separator<'a>(left: &'a [u8], right: &'a [u8]) -> Cow<'a, [u8]> {
-        debug_assert!(left < right);
-        let common = left.iter().zip(right).take_while(|(x, y)| x == y).count();
-        let len = common + 1;
-        if len < left.len() && len < right.len() {
-            Cow::Borrowed(&right[..len])
-        } else {
-            Cow::Borrowed(left)
-        }
+        <&[u8] as Key>::separator(left, right)
     }
 
     fn min_encoded_key() -> Option<Cow<'static, [u8]>> {
-        Some(Cow::Borrowed(&[]))
+        <&[u8] as Key>::min_encoded_key()
     }
 }
 

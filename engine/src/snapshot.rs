@@ -147,12 +147,10 @@ impl Snapshot {
     /// to the tenant's own record. A state change that races with a read orders that read
     /// before the change, as reading the state itself would.
     pub(crate) fn check_readable(&self) -> Result<()> {
-        let generation = self.states.load(Ordering::Acquire);
-        if generation == self.checked.load(Ordering::Relaxed) {
-            return Ok(());
+        let checked = self.checked.load(Ordering::Relaxed);
+        if let Some(generation) = recheck(&self.states, checked, &self.tenant, self.access)? {
+            self.checked.store(generation, Ordering::Relaxed);
         }
-        readable(&self.tenant, self.access)?;
-        self.checked.store(generation, Ordering::Relaxed);
         Ok(())
     }
 
@@ -272,12 +270,24 @@ impl Snapshot {
     }
 }
 
-/// Fails unless `access` may read `tenant` in its current state.
-fn readable(tenant: &TenantShared, access: Access) -> Result<()> {
-    match (access, tenant.state()) {
-        (Access::Operator, TenantState::Suspended) => Ok(()),
-        _ => tenant.check_readable(),
+/// Fails unless `access` may read `tenant`, which was found readable at state generation
+/// `checked`: rereads its state only if the generation has moved since, and then returns the
+/// generation to remember.
+fn recheck(
+    states: &AtomicU64,
+    checked: u64,
+    tenant: &TenantShared,
+    access: Access,
+) -> Result<Option<u64>> {
+    let generation = states.load(Ordering::Acquire);
+    if generation == checked {
+        return Ok(None);
     }
+    match (access, tenant.state()) {
+        (Access::Operator, TenantState::Suspended) => {}
+        _ => tenant.check_readable()?,
+    }
+    Ok(Some(generation))
 }
 
 /// What an open scan needs to recheck its tenant's state before each entry, as a snapshot
@@ -292,9 +302,7 @@ struct StateGuard {
 
 impl StateGuard {
     fn check(&mut self) -> Result<()> {
-        let generation = self.states.load(Ordering::Acquire);
-        if generation != self.checked {
-            readable(&self.tenant, self.access)?;
+        if let Some(generation) = recheck(&self.states, self.checked, &self.tenant, self.access)? {
             self.checked = generation;
         }
         Ok(())

@@ -2,20 +2,14 @@
 //! Formats 2 and 3 keyed `tenantry.data` and `tenantry.tables` by `&[u8]`; the tests rewrite a
 //! format-4 file that way to make one.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tenantry_engine::{Engine, Error, TenantId};
 
-use super::{handle, op, put};
+use super::{handle, log_of, op, put};
 
 #[path = "../support/downgrade.rs"]
 mod downgrade;
-
-fn log_of(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push("-wal");
-    name.into()
-}
 
 /// Turns a closed, checkpointed format-4 file into what an engine of `version` left.
 fn downgrade(path: &Path, version: u64) {

@@ -10,9 +10,18 @@ mod txn;
 mod unscoped;
 mod wal;
 
+use std::path::{Path, PathBuf};
+
 use tenantry_engine::{
     Context, Durability, Engine, EngineOptions, Operator, TenantHandle, TenantId,
 };
+
+/// The write-ahead log beside the database file at `path`.
+pub fn log_of(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    name.into()
+}
 
 pub fn op() -> Operator {
     Operator::new("ops:test")

@@ -1,17 +1,11 @@
 //! The write-ahead log beside a database file (`<file>-wal`), from the outside.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tenantry_engine::{Engine, EngineOptions, Error};
 
-use super::{handle, op, put};
-
-fn log_of(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push("-wal");
-    name.into()
-}
+use super::{handle, log_of, op, put};
 
 /// Whether a copy of the database file alone (no log) holds `key` of tenant "acme".
 fn file_alone_has(path: &Path, key: &[u8]) -> bool {
