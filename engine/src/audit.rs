@@ -235,6 +235,46 @@ impl AuditQuery {
 
 /// Longest action accepted, in bytes.
 pub const MAX_ACTION_LEN: usize = 128;
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+pub(crate) fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// Namespaces of audit actions that only the engine, its components (the plugin host) and
+/// operators record; see [`is_reserved_action`].
+pub(crate) const RESERVED_ACTION_NAMESPACES: [&str; 9] = [
+    "kv.", "tenant.", "operator.", "unscoped.", "plugin.", "audit.", "engine.", "system.",
+    "tenantry.",
+];
+
+/// Whether `action` belongs to a namespace that only the engine, its components and operators
+/// record: `kv.*` (data changes and plugin host calls), `tenant.*`, `operator.*`, `unscoped.*`,
+/// `plugin.*`, and `audit.*`, `engine.*`, `system.*`, `tenantry.*` for later use; also the bare
+/// names (`kv`), compared ignoring ASCII case and surrounding white space, so that `KV.put` or
+/// ` kv.put` cannot pass for `kv.put`.
+///
+/// [`crate::WriteTxn::audit`] refuses such actions with [`crate::Error::ReservedAction`] unless
+/// the transaction's handle came from [`crate::Engine::component_handle`],
+/// [`crate::Engine::reserved_tables`] or [`crate::Engine::reserved_handle`]; the plugin host
+/// refuses them for plugins.
+pub fn is_reserved_action(action: &str) -> bool {
+    let action = action.trim();
+    RESERVED_ACTION_NAMESPACES.iter().any(|namespace| {
+        let bare = &namespace[..namespace.len() - 1];
+        action
+            .get(..namespace.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(namespace))
+            || action.eq_ignore_ascii_case(bare)
+    })
+}
 /// Longest audit target accepted, in bytes.
 pub const MAX_TARGET_LEN: usize = 512;
 /// Longest audit message accepted, in bytes.
@@ -318,6 +358,16 @@ impl AuditEvent {
         field("audit message", self.message.as_deref(), MAX_MESSAGE_LEN)?;
         if let Outcome::Denied(r) | Outcome::Failed(r) = &self.outcome {
             field("audit outcome", Some(r), MAX_MESSAGE_LEN)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the event may be recorded through a handle with `component` privilege.
+    pub(crate) fn check_reserved(&self, component: bool) -> Result<()> {
+        if !component && is_reserved_action(&self.action) {
+            return Err(Error::ReservedAction {
+                action: cut(self.action.to_string(), MAX_ACTION_LEN),
+            });
         }
         Ok(())
     }

@@ -105,6 +105,7 @@ mod unscoped;
 mod wal;
 
 pub use audit::{
+    is_reserved_action,
     AuditEntry, AuditEvent, AuditQuery, AuditStream, MAX_ACTION_LEN, MAX_MESSAGE_LEN,
     MAX_TARGET_LEN, Outcome, hash_hex,
 };

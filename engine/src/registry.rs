@@ -37,7 +37,10 @@ impl TenantShared {
     }
 
     pub(crate) fn state(&self) -> TenantState {
-        TenantState::from_u8(self.state.load(Ordering::Acquire))
+        // Only `TenantState::to_u8` values are ever stored here (records are decoded, and
+        // refused if damaged, before they reach the registry); were another byte to appear,
+        // it would read as suspended: no access, and nothing deleted.
+        TenantState::from_u8(self.state.load(Ordering::Acquire)).unwrap_or(TenantState::Suspended)
     }
 
     /// Only [`Registry::set_state`] calls it, which also bumps the state generation that
