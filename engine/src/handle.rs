@@ -78,6 +78,12 @@ impl TenantHandle {
         self.scope.tenant.id
     }
 
+    /// The tenant's lifecycle state now (no I/O: the engine's in-memory copy, which every
+    /// operation checks).
+    pub fn state(&self) -> crate::TenantState {
+        self.scope.tenant.state()
+    }
+
     /// A consistent snapshot of the tenant's tables.
     ///
     /// # Errors

@@ -126,6 +126,7 @@ fn status_of(err: &EngineError) -> Option<Status> {
 fn recoverable(state: &mut HostState, err: EngineError) -> Result<Status, InvokeError> {
     match status_of(&err) {
         Some(status) => {
+            state.refused_read_only |= matches!(status, Status::ReadOnly);
             state.last_error = Some(err.to_string());
             state.result.clear();
             Ok(status)
@@ -309,8 +310,8 @@ fn get(
             Ok(Some(())) => {
                 let len = state.result.len();
                 count_read(state, key.len() + len)?;
-                if audit {
-                    state.audit(event().message(format!("found, {len} bytes")))?;
+                if audit && let Some(status) = state.audit(event().message(format!("found, {len} bytes")))? {
+                    return Ok(i64::from(status.code()));
                 }
                 if let Some(dst) = dst.filter(|dst| len <= dst.len()) {
                     guest.write(function, dst, &state.result)?;
@@ -319,14 +320,18 @@ fn get(
             }
             Ok(None) => {
                 state.result.clear();
-                if audit {
-                    state.audit(event().outcome(Outcome::NoChange).message("not found"))?;
+                if audit
+                    && let Some(status) =
+                        state.audit(event().outcome(Outcome::NoChange).message("not found"))?
+                {
+                    return Ok(i64::from(status.code()));
                 }
                 Ok(i64::from(Status::NotFound.code()))
             }
             Err(err) => {
                 let reason = err.to_string();
                 let status = recoverable(state, err)?;
+                // A refusal that does not fit the cap is still the refusal's status.
                 state.audit(event().outcome(Outcome::Denied(reason)))?;
                 Ok(i64::from(status.code()))
             }
@@ -494,11 +499,12 @@ fn kv_scan(mut caller: Call<'_>, rp: i32, rl: i32) -> wasmtime::Result<i64> {
             })?;
         if state.audit {
             let more = if more { ", more follow" } else { "" };
-            state.audit(
-                AuditEvent::new("kv.scan")
-                    .target(format!("{table}/({what})"))
-                    .message(format!("{count} entries{more}")),
-            )?;
+            let event = AuditEvent::new("kv.scan")
+                .target(format!("{table}/({what})"))
+                .message(format!("{count} entries{more}"));
+            if let Some(status) = state.audit(event)? {
+                return Ok(i64::from(status.code()));
+            }
         }
         let len = response.len() as i64;
         state.result = response;
@@ -544,13 +550,41 @@ fn audit_log(mut caller: Call<'_>, ap: i32, al: i32, mp: i32, ml: i32) -> wasmti
             state.last_error = Some("the action and message must be UTF-8".into());
             return Ok(Status::InvalidArgument.code());
         };
+        // The engine's, the host's and operators' actions (`kv.put`, `plugin.invoke`, ...)
+        // cannot be claimed by a plugin: an `Ok` `kv.put` entry exists only if the put did.
+        if tenantry_engine::is_reserved_action(&action) {
+            let message = format!(
+                "audit action {:?} is reserved for the engine and the host",
+                action.get(..64).unwrap_or(&action)
+            );
+            return Ok(refuse(state, Status::InvalidArgument, message).code());
+        }
+        // Read-only (and suspended, which ends the invocation at its next call) refuses the
+        // plugin's entries as it refuses its writes (ABI §6.5).
+        if let Some(handle) = &state.handle
+            && handle.state() != tenantry_engine::TenantState::Active
+        {
+            state.refused_read_only = true;
+            let message = format!("tenant {} is {}", handle.tenant_id(), handle.state());
+            return Ok(refuse(state, Status::ReadOnly, message).code());
+        }
+        if state.audit_entries >= state.limits.audit_entries {
+            let message = format!(
+                "the limit of {} audit entries per invocation is reached",
+                state.limits.audit_entries
+            );
+            return Ok(refuse(state, Status::LimitExceeded, message).code());
+        }
         // The plugin's own entry is always recorded, audit switch or not: it is its data.
         let mut event = AuditEvent::new(action);
         if let Some(message) = message {
             event = event.message(message);
         }
         match state.txn()?.audit_event(event) {
-            Ok(()) => Ok(0),
+            Ok(()) => {
+                state.audit_entries += 1;
+                Ok(0)
+            }
             Err(err) => Ok(recoverable(state, err)?.code()),
         }
     })
@@ -577,6 +611,9 @@ fn debug_log(mut caller: Call<'_>, p: i32, l: i32) -> wasmtime::Result<i32> {
 
 fn output(mut caller: Call<'_>, p: i32, l: i32) -> wasmtime::Result<i32> {
     guarded(&mut caller, |caller| {
+        // The range first, as every import checks it (ABI §6): a bad one is bad arguments,
+        // whatever its length.
+        check(caller, "output", p, l)?;
         let limit = caller.data().limits.output_bytes;
         if l as u32 > limit {
             return Err(InvokeError::OutputTooLarge { limit });

@@ -277,7 +277,7 @@ fn a_file_whose_creation_was_cut_short_opens_but_a_foreign_file_is_left_alone() 
 /// tenant's data on that open: once the byte is repaired, every key is still there.
 #[test]
 fn an_unknown_state_byte_is_corruption_not_a_deletion() {
-    use redb::{ReadableDatabase, ReadableTable};
+    use redb::ReadableTable;
     const TENANTS: redb::TableDefinition<'_, u64, &[u8]> =
         redb::TableDefinition::new("tenantry.tenants");
 
