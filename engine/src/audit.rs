@@ -251,7 +251,14 @@ pub(crate) fn cut(mut text: String, max: usize) -> String {
 /// Namespaces of audit actions that only the engine, its components (the plugin host) and
 /// operators record; see [`is_reserved_action`].
 pub(crate) const RESERVED_ACTION_NAMESPACES: [&str; 9] = [
-    "kv.", "tenant.", "operator.", "unscoped.", "plugin.", "audit.", "engine.", "system.",
+    "kv.",
+    "tenant.",
+    "operator.",
+    "unscoped.",
+    "plugin.",
+    "audit.",
+    "engine.",
+    "system.",
     "tenantry.",
 ];
 

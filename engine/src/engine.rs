@@ -466,7 +466,12 @@ impl Engine {
         self.context_handle(ctx, Access::Reserved, true)
     }
 
-    fn context_handle(&self, ctx: &Context, access: Access, component: bool) -> Result<TenantHandle> {
+    fn context_handle(
+        &self,
+        ctx: &Context,
+        access: Access,
+        component: bool,
+    ) -> Result<TenantHandle> {
         ctx.validate()?;
         let tenant = self.inner.registry.get(ctx.tenant)?;
         tenant.check_readable()?;

@@ -105,9 +105,8 @@ mod unscoped;
 mod wal;
 
 pub use audit::{
-    is_reserved_action,
     AuditEntry, AuditEvent, AuditQuery, AuditStream, MAX_ACTION_LEN, MAX_MESSAGE_LEN,
-    MAX_TARGET_LEN, Outcome, hash_hex,
+    MAX_TARGET_LEN, Outcome, hash_hex, is_reserved_action,
 };
 pub use commit::CommitReceipt;
 pub use context::{Context, MAX_FIELD_LEN, Operator};

@@ -367,6 +367,19 @@ impl WriteTxn {
         self.finish(None)
     }
 
+    /// Commits with one last audit event, `summary`, that is validated (so bounded by the field
+    /// limits, [`crate::MAX_MESSAGE_LEN`] and the others) but not counted against the size cap:
+    /// a component's account of what the transaction did, which must fit however close to the
+    /// cap the transaction came (the plugin host's `plugin.invoke` entry).
+    ///
+    /// # Errors
+    /// An invalid or reserved `summary`; otherwise as [`WriteTxn::commit`].
+    pub fn commit_with(mut self, summary: AuditEvent) -> Result<CommitReceipt> {
+        self.scope.check_event(&summary)?;
+        self.events.push(summary);
+        self.finish(None)
+    }
+
     /// Rolls the transaction's data changes back but commits its audit entries, each marked
     /// [`Outcome::Failed`] with `reason`: how the plugin host records a failed invocation.
     ///

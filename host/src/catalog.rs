@@ -121,10 +121,7 @@ impl Catalog {
 }
 
 /// The stored record of `name`, if installed.
-pub(crate) fn record(
-    reserved: &TenantHandle,
-    name: &str,
-) -> Result<Option<PluginInfo>, HostError> {
+pub(crate) fn record(reserved: &TenantHandle, name: &str) -> Result<Option<PluginInfo>, HostError> {
     Ok(reserved
         .begin_read()?
         .get(PLUGINS, name.as_bytes())?

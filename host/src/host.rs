@@ -361,7 +361,11 @@ impl PluginHost {
     }
 
     /// The compiled plugin `name` of the tenant of `reserved`, compiling it on first use.
-    fn plugin(&self, reserved: &TenantHandle, name: &str) -> Result<Arc<LoadedPlugin>, InvokeError> {
+    fn plugin(
+        &self,
+        reserved: &TenantHandle,
+        name: &str,
+    ) -> Result<Arc<LoadedPlugin>, InvokeError> {
         let tenant = reserved.tenant_id();
         if let Some(plugin) = self.inner.catalog.get(tenant, name) {
             return Ok(plugin);
@@ -443,7 +447,9 @@ impl PluginHost {
         let _entered = span.enter();
         let counter = self.tenant_counter(tenant);
         let audit = self.inner.config.audit_host_calls;
-        let state = HostState::new(Some(handle), loaded, id, limits, audit, started);
+        // The deadline runs from here: compiling the plugin on its first use is not the
+        // guest's time (the store's epoch deadline is set from here too).
+        let state = HostState::new(Some(handle), loaded, id, limits, audit, Instant::now());
         let (state, result) = if input.len() > limits.input_bytes as usize {
             let len = input.len();
             (

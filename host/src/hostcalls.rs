@@ -310,7 +310,10 @@ fn get(
             Ok(Some(())) => {
                 let len = state.result.len();
                 count_read(state, key.len() + len)?;
-                if audit && let Some(status) = state.audit(event().message(format!("found, {len} bytes")))? {
+                if audit
+                    && let Some(status) =
+                        state.audit(event().message(format!("found, {len} bytes")))?
+                {
                     return Ok(i64::from(status.code()));
                 }
                 if let Some(dst) = dst.filter(|dst| len <= dst.len()) {

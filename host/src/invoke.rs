@@ -323,33 +323,28 @@ pub(crate) fn finish(
     };
     let err = match result {
         Ok(output) => {
-            let Some(mut txn) = state.txn.take() else {
+            let Some(txn) = state.txn.take() else {
                 return Ok(output); // no host call: nothing touched, nothing to record
             };
-            let added = if state.audit {
-                txn.audit_event(summary(&state))
+            // The summary fits however close to its cap the transaction came; a refused commit
+            // (quota, state) records its entries as denied itself.
+            let committed = if state.audit {
+                txn.commit_with(summary(&state))
             } else {
-                Ok(())
+                txn.commit()
             };
-            match added {
-                // A refused commit (quota, state) records its entries as denied itself.
-                Ok(()) => return txn.commit().map(|_| output).map_err(InvokeError::from),
-                // The summary did not fit the transaction's cap: the invocation fails.
-                Err(err) => {
-                    state.txn = Some(txn);
-                    InvokeError::Engine(err)
-                }
-            }
+            return committed.map(|_| output).map_err(InvokeError::from);
         }
         Err(err) => err,
     };
     // A plugin that failed after being refused a write because the tenant is read-only failed
     // because of the tenant's state: say so, as the engine does for a write of its own.
     let err = match err {
-        InvokeError::Plugin(_) if state.refused_read_only => state
-            .handle
-            .as_ref()
-            .map_or(err, |h| InvokeError::Engine(EngineError::TenantReadOnly(h.tenant_id()))),
+        InvokeError::Plugin(_) if state.refused_read_only => {
+            state.handle.as_ref().map_or(err, |h| {
+                InvokeError::Engine(EngineError::TenantReadOnly(h.tenant_id()))
+            })
+        }
         other => other,
     };
     let reason = err.to_string();

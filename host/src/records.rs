@@ -228,7 +228,10 @@ mod tests {
     #[test]
     fn limits_records_of_every_version_decode() {
         let limits = Limits::default().fuel(165).concurrency(9).audit_entries(7);
-        assert_eq!(decode_limits(&encode_limits(&limits).unwrap()).unwrap(), limits);
+        assert_eq!(
+            decode_limits(&encode_limits(&limits).unwrap()).unwrap(),
+            limits
+        );
         // Version 1 had no audit_entries: it reads as the default.
         let v1 = unversioned(&limits_v1(&limits));
         assert_ne!(v1[0], VERSIONED);

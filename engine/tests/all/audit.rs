@@ -537,7 +537,12 @@ fn reserved_actions_are_refused_for_request_code() {
         assert!(tenantry_engine::is_reserved_action(action), "{action:?}");
     }
     // Names that merely resemble a namespace are the application's.
-    for own in ["kvstore.sync", "tenants.report", "project.create", "plugins"] {
+    for own in [
+        "kvstore.sync",
+        "tenants.report",
+        "project.create",
+        "plugins",
+    ] {
         assert!(!tenantry_engine::is_reserved_action(own), "{own:?}");
         tx.audit(own, None).unwrap();
     }
@@ -550,7 +555,10 @@ fn reserved_actions_are_refused_for_request_code() {
     let log = h.audit_log(&AuditQuery::default()).unwrap();
     let own: Vec<_> = log.iter().filter(|e| !e.by_operator).collect();
     assert_eq!(own.len(), 4);
-    assert!(own.iter().all(|e| !tenantry_engine::is_reserved_action(&e.action)));
+    assert!(
+        own.iter()
+            .all(|e| !tenantry_engine::is_reserved_action(&e.action))
+    );
 
     // A component's handle (the plugin host's) records them: it states what really happened.
     let component = engine.component_handle(&ctx(t)).unwrap();
@@ -558,7 +566,10 @@ fn reserved_actions_are_refused_for_request_code() {
     tx.audit_event(tenantry_engine::AuditEvent::new("kv.get").target("t/k"))
         .unwrap();
     tx.commit().unwrap();
-    assert_eq!(h.audit_log(&AuditQuery::default()).unwrap()[0].action, "kv.get");
+    assert_eq!(
+        h.audit_log(&AuditQuery::default()).unwrap()[0].action,
+        "kv.get"
+    );
 }
 
 /// A rolled-back transaction's account is bounded in bytes, however much it attempted, and is
@@ -585,17 +596,32 @@ fn a_summarised_rollback_is_bounded_and_needs_no_lock() {
     assert!(bytes < 32 << 10, "{bytes} bytes");
     assert_eq!(log[0].action, "plugin.invoke");
     let message = log[0].message.as_deref().unwrap();
-    assert!(message.contains("of its 5000 audit entries not recorded"), "{message}");
+    assert!(
+        message.contains("of its 5000 audit entries not recorded"),
+        "{message}"
+    );
     let attempted = &log[1..log.len() - 1]; // the oldest is the operator's tenant.create
-    assert!(attempted.iter().all(|e| e.action == "kv.put" && matches!(e.outcome, Outcome::Failed(_))));
-    assert!(h.begin_read().unwrap().get("t", &0u32.to_be_bytes()).unwrap().is_none());
+    assert!(
+        attempted
+            .iter()
+            .all(|e| e.action == "kv.put" && matches!(e.outcome, Outcome::Failed(_)))
+    );
+    assert!(
+        h.begin_read()
+            .unwrap()
+            .get("t", &0u32.to_be_bytes())
+            .unwrap()
+            .is_none()
+    );
 
     // With another transaction holding the lock, the record is still made at once.
     let holder = h.begin_write().unwrap();
     let started = std::time::Instant::now();
-    h.record_audit(vec![tenantry_engine::AuditEvent::new("plugin.invoke")
-        .outcome(Outcome::Failed("timeout".into()))])
-        .unwrap();
+    h.record_audit(vec![
+        tenantry_engine::AuditEvent::new("plugin.invoke")
+            .outcome(Outcome::Failed("timeout".into())),
+    ])
+    .unwrap();
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
     // And a bounded wait for the lock ends when it says.
     let started = std::time::Instant::now();

@@ -31,7 +31,10 @@ fn a_failed_create_leaves_no_file_and_conflicts_are_refused() {
     let mut log = s.db.as_os_str().to_owned();
     log.push("-wal");
     let log = std::path::PathBuf::from(log);
-    assert!(!log.exists(), "a failed create left a write-ahead log behind");
+    assert!(
+        !log.exists(),
+        "a failed create left a write-ahead log behind"
+    );
     assert!(
         s.ok(&["tenant", "create", "acme"])
             .contains("created tenant acme (#1)")
