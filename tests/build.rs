@@ -13,7 +13,8 @@
 //! toolchain, and not at all with `RUSTUP_AUTO_INSTALL=0`. So before building, this script
 //! looks for the target in the sysroot of the rustc in use and, if it is missing and rustup is
 //! there, runs `rustup target add wasm32-unknown-unknown` for the active toolchain (saying so on
-//! stderr and as a cargo warning). Without rustup it fails with one line saying what to install.
+//! stderr and as a cargo warning). Without rustup, offline (`CARGO_NET_OFFLINE`) or with
+//! `TENANTRY_NO_RUSTUP` set, it fails with one line saying what to install.
 
 use std::env;
 use std::fmt::Write as _;
@@ -64,6 +65,7 @@ fn run() -> Result<(), String> {
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
     println!("cargo:rerun-if-env-changed=RUSTUP_TOOLCHAIN");
+    println!("cargo:rerun-if-env-changed=TENANTRY_NO_RUSTUP");
 
     ensure_wasm_target()?;
     let target_dir = wasm_target_dir(&out_dir);
@@ -105,10 +107,28 @@ fn ensure_wasm_target() -> Result<(), String> {
         .args(["--print", "sysroot"])
         .output()
         .map_err(|e| format!("cannot run {}: {e}", rustc.to_string_lossy()))?;
+    if !sysroot.status.success() {
+        return Err(format!(
+            "`{} --print sysroot` failed ({}): {}",
+            rustc.to_string_lossy(),
+            sysroot.status,
+            String::from_utf8_lossy(&sysroot.stderr).trim()
+        ));
+    }
     let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
     let target_lib = sysroot.join("lib/rustlib").join(WASM_TARGET).join("lib");
     if has_std(&target_lib) {
         return Ok(());
+    }
+    // Offline builds, and builders who manage their toolchain themselves, get the one line.
+    let offline = env::var("CARGO_NET_OFFLINE").is_ok_and(|v| v == "true" || v == "1");
+    if offline || env::var_os("TENANTRY_NO_RUSTUP").is_some() {
+        return Err(format!(
+            "the plugins need the {WASM_TARGET} target, which {} lacks; this build may not \
+             download it (CARGO_NET_OFFLINE or TENANTRY_NO_RUSTUP): run `rustup target add \
+             {WASM_TARGET}` and retry",
+            sysroot.display()
+        ));
     }
     // The toolchain rustup resolved for this build (from rust-toolchain.toml), if any.
     let toolchain = env::var("RUSTUP_TOOLCHAIN").ok();

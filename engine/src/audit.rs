@@ -236,6 +236,21 @@ impl AuditQuery {
 /// Longest action accepted, in bytes.
 pub const MAX_ACTION_LEN: usize = 128;
 
+/// Checks an audit action that request code or a plugin supplies, as [`crate::WriteTxn::audit`]
+/// does: 1 to [`MAX_ACTION_LEN`] bytes of printable ASCII without spaces (so that no
+/// look-alike of a reserved name can pass for one), outside the reserved namespaces
+/// ([`is_reserved_action`]). Components such as the plugin host check what a plugin names with
+/// it, since their own handles may record reserved actions.
+///
+/// # Errors
+/// [`Error::InvalidField`] for an empty, over-long or non-ASCII action, or one with spaces or
+/// control characters; [`Error::ReservedAction`] for a reserved one.
+pub fn check_request_action(action: &str) -> Result<()> {
+    let event = AuditEvent::new(action.to_owned());
+    event.validate()?;
+    event.check_reserved(false)
+}
+
 /// `text` cut to at most `max` bytes, at a character boundary.
 pub(crate) fn cut(mut text: String, max: usize) -> String {
     if text.len() > max {
@@ -369,14 +384,38 @@ impl AuditEvent {
         Ok(())
     }
 
-    /// Whether the event may be recorded through a handle with `component` privilege.
+    /// Whether the event may be recorded through a handle with `component` privilege. Request
+    /// code's actions are printable ASCII without spaces, so that no look-alike of a reserved
+    /// name (`\u{200B}kv.put`, `кv.put`, `kv .put`, an escape sequence) can pass for one.
     pub(crate) fn check_reserved(&self, component: bool) -> Result<()> {
-        if !component && is_reserved_action(&self.action) {
+        if component {
+            return Ok(());
+        }
+        if !self.action.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::InvalidField {
+                field: "audit action",
+                reason: "must be printable ASCII without spaces",
+            });
+        }
+        if is_reserved_action(&self.action) {
             return Err(Error::ReservedAction {
                 action: cut(self.action.to_string(), MAX_ACTION_LEN),
             });
         }
         Ok(())
+    }
+
+    /// The event with its target, message and outcome reason cut to the field limits, so that
+    /// a component's account of what happened is never refused for its length.
+    pub(crate) fn fitted(mut self) -> Self {
+        self.target = self.target.map(|t| cut(t, MAX_TARGET_LEN));
+        self.message = self.message.map(|m| cut(m, MAX_MESSAGE_LEN));
+        self.outcome = match self.outcome {
+            Outcome::Denied(r) => Outcome::Denied(cut(r, MAX_MESSAGE_LEN)),
+            Outcome::Failed(r) => Outcome::Failed(cut(r, MAX_MESSAGE_LEN)),
+            other => other,
+        };
+        self
     }
 
     pub(crate) fn approx_size(&self) -> usize {

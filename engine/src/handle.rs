@@ -116,15 +116,29 @@ impl TenantHandle {
     /// the tenant's write lock (so it never waits behind an open [`WriteTxn`]): for recording
     /// what happened when a transaction could not be used, as the plugin host records an
     /// invocation that failed. Each event is validated as [`WriteTxn::audit_event`] validates
-    /// it, reserved actions included.
+    /// it, reserved actions included, and together they may not exceed the engine's
+    /// transaction size cap.
+    ///
+    /// A component's handle ([`crate::Engine::component_handle`]) may also record on a
+    /// suspended tenant: the entries are then stored with outcome denied (an `Ok` or
+    /// `NoChange` one becomes `Denied`), and the call fails with
+    /// [`crate::Error::TenantSuspended`], as a refused commit is recorded.
     ///
     /// # Errors
-    /// An invalid or reserved event (nothing is recorded), a suspended or deleted tenant, or a
-    /// storage failure.
+    /// An invalid or reserved event or too many bytes of them (nothing is recorded), a
+    /// suspended (for request code) or deleted tenant, or a storage failure.
     pub fn record_audit(&self, events: Vec<AuditEvent>) -> Result<CommitReceipt> {
-        self.scope.tenant.check_readable()?;
+        if !self.scope.component {
+            self.scope.tenant.check_readable()?;
+        }
+        let max = self.scope.engine.options.max_txn_bytes;
+        let mut size = 0usize;
         for event in &events {
             self.scope.check_event(event)?;
+            size = size.saturating_add(event.approx_size());
+            if size > max {
+                return Err(crate::Error::TransactionTooLarge { size, max });
+            }
         }
         crate::txn::submit_audit(&self.scope, events)
     }

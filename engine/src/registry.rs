@@ -77,9 +77,14 @@ impl TenantShared {
 
     /// Takes the tenant's write lock, waiting at most `timeout`.
     pub(crate) fn lock_writes(self: &Arc<Self>, timeout: Duration) -> Result<WriteLockGuard> {
-        let deadline = Instant::now() + timeout;
+        // A timeout too long to add to the clock waits as long as it takes.
+        let deadline = Instant::now().checked_add(timeout);
         let mut held = self.write_held.lock();
         while *held {
+            let Some(deadline) = deadline else {
+                self.write_released.wait(&mut held);
+                continue;
+            };
             if self
                 .write_released
                 .wait_until(&mut held, deadline)

@@ -375,6 +375,7 @@ impl WriteTxn {
     /// # Errors
     /// An invalid or reserved `summary`; otherwise as [`WriteTxn::commit`].
     pub fn commit_with(mut self, summary: AuditEvent) -> Result<CommitReceipt> {
+        let summary = summary.fitted();
         self.scope.check_event(&summary)?;
         self.events.push(summary);
         self.finish(None)
@@ -390,34 +391,41 @@ impl WriteTxn {
     }
 
     /// Rolls the transaction's data changes back and records a bounded account of it: its
-    /// first audit entries, each marked [`Outcome::Failed`] with `reason`, as long as they add
-    /// up to at most `max_bytes`, then `summary`, whose message is extended with how many
-    /// entries were left out. The lock is released first and the entries are committed as
-    /// [`crate::TenantHandle::record_audit`] commits them, so this never waits for the lock:
-    /// how the plugin host records a failed invocation, however much it attempted.
+    /// first audit entries, each marked [`Outcome::Failed`] with the short `reason` (the
+    /// summary carries the full story), as long as they add up to at most `max_bytes` as
+    /// stored (with the actor's fields each entry repeats), then `summary`, cut to the field
+    /// limits and with its message extended by how many entries were left out. The lock is
+    /// released first and the entries are committed as [`crate::TenantHandle::record_audit`]
+    /// commits them, so this never waits for the lock: how the plugin host records a failed
+    /// invocation, however much it attempted.
     ///
     /// # Errors
-    /// An invalid or reserved `summary`, a suspended or deleted tenant, or a storage failure.
+    /// A reserved `summary` on a handle that may not record it (nothing is recorded), a
+    /// deleted tenant, or a storage failure.
     pub fn rollback_summarised(
         mut self,
         reason: &str,
         max_bytes: usize,
         summary: AuditEvent,
     ) -> Result<CommitReceipt> {
+        let summary = summary.fitted();
+        self.scope.check_event(&summary)?;
         let scope = Arc::clone(&self.scope);
         let events = std::mem::take(&mut self.events);
         // Releases the write lock and discards the data changes.
         drop(self);
-        scope.check_event(&summary)?;
+        let per_entry = scope.actor.stored_len();
         let total = events.len();
         let mut kept = Vec::new();
         let mut bytes = 0usize;
         for mut event in events {
-            bytes = bytes.saturating_add(event.approx_size());
+            event.mark_failed(reason);
+            bytes = bytes
+                .saturating_add(event.approx_size())
+                .saturating_add(per_entry);
             if bytes > max_bytes {
                 break;
             }
-            event.mark_failed(reason);
             kept.push(event);
         }
         let mut summary = summary;

@@ -85,7 +85,10 @@ impl PluginHost {
         })
     }
 
-    /// The engine this host runs on.
+    /// The engine this host runs on. Whoever holds a `PluginHost` holds its `Engine`, and so
+    /// the owner's capabilities (reserved tables, component handles): hand request code
+    /// [`TenantHandle`]s and a way to call [`PluginHost::invoke`], not the host itself, where
+    /// that matters.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
     }
@@ -373,6 +376,14 @@ impl PluginHost {
         let info = catalog::record(reserved, name)?
             .ok_or_else(|| InvokeError::UnknownPlugin(name.to_owned()))?;
         let code = catalog::code(reserved, &info.version)?;
+        // The version is the code's hash: stored code that does not match it was rewritten
+        // behind the host's back (install validates and swaps; nothing else writes there).
+        if blake3::hash(&code).to_hex().as_str() != info.version {
+            return Err(InvokeError::Abi(format!(
+                "the stored code of plugin {name:?} does not match its version {}: refusing to run it",
+                info.version
+            )));
+        }
         let module = validate::compile(
             &self.inner.wasm,
             &code,
@@ -449,7 +460,8 @@ impl PluginHost {
         let audit = self.inner.config.audit_host_calls;
         // The deadline runs from here: compiling the plugin on its first use is not the
         // guest's time (the store's epoch deadline is set from here too).
-        let state = HostState::new(Some(handle), loaded, id, limits, audit, Instant::now());
+        let mut state = HostState::new(Some(handle), loaded, id, limits, audit, Instant::now());
+        state.pool_instances = self.inner.config.pool_instances;
         let (state, result) = if input.len() > limits.input_bytes as usize {
             let len = input.len();
             (
@@ -486,6 +498,14 @@ impl PluginHost {
                 span.record("host_calls", store.data().host_calls);
             }
             (store.into_data(), result)
+        };
+        // wasmtime's pool stayed full until the deadline: refused before any guest code ran,
+        // and not recorded, like the host's own `Busy`.
+        let result = match result {
+            Err(busy @ InvokeError::Busy { .. }) => {
+                return Err(record_outcome(&span, started, busy));
+            }
+            other => other,
         };
         match invoke::finish(state, function, result) {
             Ok(output) => {

@@ -334,8 +334,7 @@ fn get(
             Err(err) => {
                 let reason = err.to_string();
                 let status = recoverable(state, err)?;
-                // A refusal that does not fit the cap is still the refusal's status.
-                state.audit(event().outcome(Outcome::Denied(reason)))?;
+                state.audit_refusal(event().outcome(Outcome::Denied(reason)))?;
                 Ok(i64::from(status.code()))
             }
         }
@@ -379,7 +378,7 @@ fn kv_put(
                         .target(audit_target(table, key))
                         .outcome(Outcome::Denied(err.to_string()));
                     let status = recoverable(state, err)?;
-                    state.audit(event)?;
+                    state.audit_refusal(event)?;
                     Ok(status.code())
                 }
             }
@@ -406,7 +405,7 @@ fn kv_delete(mut caller: Call<'_>, tp: i32, tl: i32, kp: i32, kl: i32) -> wasmti
                         .target(audit_target(table, key))
                         .outcome(Outcome::Denied(err.to_string()));
                     let status = recoverable(state, err)?;
-                    state.audit(event)?;
+                    state.audit_refusal(event)?;
                     Ok(status.code())
                 }
             }
@@ -553,22 +552,19 @@ fn audit_log(mut caller: Call<'_>, ap: i32, al: i32, mp: i32, ml: i32) -> wasmti
             state.last_error = Some("the action and message must be UTF-8".into());
             return Ok(Status::InvalidArgument.code());
         };
-        // The engine's, the host's and operators' actions (`kv.put`, `plugin.invoke`, ...)
-        // cannot be claimed by a plugin: an `Ok` `kv.put` entry exists only if the put did.
-        if tenantry_engine::is_reserved_action(&action) {
-            let message = format!(
-                "audit action {:?} is reserved for the engine and the host",
-                action.get(..64).unwrap_or(&action)
-            );
-            return Ok(refuse(state, Status::InvalidArgument, message).code());
+        // The engine's, the host's and operators' actions (`kv.put`, `plugin.invoke`, ...),
+        // and anything that looks like one, cannot be claimed by a plugin: an `Ok` `kv.put`
+        // entry exists only if the put did. (The invocation's own handle may record them.)
+        if let Err(err) = tenantry_engine::check_request_action(&action) {
+            return Ok(refuse(state, Status::InvalidArgument, err.to_string()).code());
         }
-        // Read-only (and suspended, which ends the invocation at its next call) refuses the
-        // plugin's entries as it refuses its writes (ABI §6.5).
+        // Read-only refuses the plugin's entries as it refuses its writes (ABI §6.5); a
+        // suspended tenant ends the invocation at the engine's check below.
         if let Some(handle) = &state.handle
-            && handle.state() != tenantry_engine::TenantState::Active
+            && handle.state() == tenantry_engine::TenantState::ReadOnly
         {
             state.refused_read_only = true;
-            let message = format!("tenant {} is {}", handle.tenant_id(), handle.state());
+            let message = format!("tenant {} is read-only", handle.tenant_id());
             return Ok(refuse(state, Status::ReadOnly, message).code());
         }
         if state.audit_entries >= state.limits.audit_entries {

@@ -1,7 +1,7 @@
 //! One invocation: a fresh instance, its limits, its transaction, and how it ends.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tenantry_engine::{AuditEvent, Error as EngineError, Outcome, TenantHandle, WriteTxn};
 use tenantry_sdk::wire::{self, Status};
@@ -86,6 +86,8 @@ pub(crate) struct HostState {
     /// A write or audit entry was refused because the tenant is read-only: if the invocation
     /// then fails, that is why (see [`finish`]).
     pub(crate) refused_read_only: bool,
+    /// The host's instance slots, for a `Busy` error.
+    pub(crate) pool_instances: u32,
 }
 
 impl HostState {
@@ -109,7 +111,10 @@ impl HostState {
                 max_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
                 refused: false,
             },
-            deadline: started + limits.wall_time,
+            // A wall time too long to add to the clock is as good as none.
+            deadline: started
+                .checked_add(limits.wall_time)
+                .unwrap_or(started + Duration::from_secs(1 << 32)),
             limits,
             host_calls: 0,
             bytes_read: 0,
@@ -123,6 +128,7 @@ impl HostState {
             audit,
             audit_entries: 0,
             refused_read_only: false,
+            pool_instances: 0,
         }
     }
 
@@ -191,6 +197,19 @@ impl HostState {
         Ok(None)
     }
 
+    /// Records a refused call's audit event. One that does not fit the cap is left out: the
+    /// call returns its refusal's status all the same, and the error record keeps the
+    /// refusal's message.
+    pub(crate) fn audit_refusal(&mut self, event: AuditEvent) -> Result<(), InvokeError> {
+        if self.audit {
+            match self.txn()?.audit_event(event) {
+                Ok(()) | Err(EngineError::TransactionTooLarge { .. }) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(())
+    }
+
     /// Ends the invocation from inside a host function.
     pub(crate) fn fail(&mut self, err: InvokeError) -> wasmtime::Error {
         let message = err.to_string();
@@ -208,10 +227,7 @@ pub(crate) fn run(
     input: &[u8],
 ) -> Result<Vec<u8>, InvokeError> {
     let plugin = Arc::clone(&store.data().plugin);
-    let instance = plugin
-        .pre
-        .instantiate(&mut *store)
-        .map_err(|e| classify(store, e))?;
+    let instance = instantiate(store, &plugin)?;
     let memory = instance
         .get_module_export(&mut *store, &plugin.memory)
         .and_then(Extern::into_memory)
@@ -270,6 +286,31 @@ pub(crate) fn run(
     }
 }
 
+/// Instantiates `plugin` in `store`. The host admits at most `pool_instances` invocations
+/// and wasmtime's pool has more slots (`runtime::engine`), but a slot another invocation
+/// released can still be on its way back (wasmtime decommits freed memories in batches, with
+/// no lock held): a full pool is retried until a slot is back, up to the deadline, and only
+/// then is the invocation `Busy`. No guest code has run when the pool refuses.
+fn instantiate(
+    store: &mut Store<HostState>,
+    plugin: &LoadedPlugin,
+) -> Result<wasmtime::Instance, InvokeError> {
+    let mut pause = Duration::from_micros(20);
+    loop {
+        match plugin.pre.instantiate(&mut *store) {
+            Ok(instance) => return Ok(instance),
+            Err(err)
+                if err.is::<PoolConcurrencyLimitError>()
+                    && Instant::now() + pause < store.data().deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(1));
+            }
+            Err(err) => return Err(classify(store, err)),
+        }
+    }
+}
+
 /// Turns a wasmtime error into the [`InvokeError`] that explains it.
 fn classify(store: &mut Store<HostState>, err: wasmtime::Error) -> InvokeError {
     let state = store.data_mut();
@@ -283,12 +324,10 @@ fn classify(store: &mut Store<HostState>, err: wasmtime::Error) -> InvokeError {
         };
     }
     if err.is::<PoolConcurrencyLimitError>() {
-        // `invoke` admits at most `pool_instances` invocations, and wasmtime's pool has room
-        // for more (`runtime::engine`), so this does not happen; were it to, the allocation
-        // failed before any guest code ran: the pool was busy, nothing else.
+        // Retried until the deadline (`instantiate`): no guest code ran, the pool was busy.
         return InvokeError::Busy {
             limit: "instance pool",
-            value: 0,
+            value: state.pool_instances,
         };
     }
     match err.downcast_ref::<Trap>() {
@@ -310,7 +349,8 @@ pub(crate) const FAILURE_RECORD_BYTES: usize = 64 << 10;
 ///
 /// A failure is always recorded, bounded in size and without waiting for the tenant's write
 /// lock: the first [`FAILURE_RECORD_BYTES`] of the entries its calls made, each marked failed,
-/// then the `plugin.invoke` entry with the reason (`WriteTxn::rollback_summarised`).
+/// then the `plugin.invoke` entry with the reason (`WriteTxn::rollback_summarised`). So is a
+/// successful run whose commit fails, unless the engine recorded the refusal itself.
 pub(crate) fn finish(
     mut state: HostState,
     function: &str,
@@ -326,37 +366,57 @@ pub(crate) fn finish(
             let Some(txn) = state.txn.take() else {
                 return Ok(output); // no host call: nothing touched, nothing to record
             };
-            // The summary fits however close to its cap the transaction came; a refused commit
-            // (quota, state) records its entries as denied itself.
+            // The summary fits however close to its cap the transaction came.
             let committed = if state.audit {
                 txn.commit_with(summary(&state))
             } else {
                 txn.commit()
             };
-            return committed.map(|_| output).map_err(InvokeError::from);
+            return match committed {
+                Ok(_) => Ok(output),
+                // A commit refused by the tenant's quota or state recorded the invocation's
+                // entries as denied itself; any other failure of it is recorded here.
+                Err(err @ (EngineError::QuotaExceeded { .. } | EngineError::TenantReadOnly(_))) => {
+                    Err(err.into())
+                }
+                Err(err) => {
+                    let err = InvokeError::from(err);
+                    let event = summary(&state).outcome(Outcome::Failed(err.to_string()));
+                    report(state.origin_handle().map(|h| h.record_audit(vec![event])));
+                    Err(err)
+                }
+            };
         }
         Err(err) => err,
     };
-    // A plugin that failed after being refused a write because the tenant is read-only failed
-    // because of the tenant's state: say so, as the engine does for a write of its own.
-    let err = match err {
-        InvokeError::Plugin(_) if state.refused_read_only => {
-            state.handle.as_ref().map_or(err, |h| {
-                InvokeError::Engine(EngineError::TenantReadOnly(h.tenant_id()))
-            })
-        }
-        other => other,
-    };
-    let reason = err.to_string();
-    let event = summary(&state).outcome(Outcome::Failed(reason.clone()));
-    let recorded = match state.txn.take() {
-        Some(txn) => Some(txn.rollback_summarised(&reason, FAILURE_RECORD_BYTES, event)),
+    let event = summary(&state).outcome(Outcome::Failed(err.to_string()));
+    report(match state.txn.take() {
+        Some(txn) => Some(txn.rollback_summarised(ROLLED_BACK, FAILURE_RECORD_BYTES, event)),
         None => state
             .origin_handle()
             .map(|handle| handle.record_audit(vec![event])),
-    };
-    if let Some(Err(audit_err)) = recorded {
+    });
+    // A plugin that failed after being refused a write because the tenant is read-only failed
+    // because of the tenant's state: say so, as the engine does for a write of its own (the
+    // plugin's own message is the reason recorded above).
+    match err {
+        InvokeError::Plugin(_) if state.refused_read_only => {
+            Err(state.handle.as_ref().map_or(err, |h| {
+                InvokeError::Engine(EngineError::TenantReadOnly(h.tenant_id()))
+            }))
+        }
+        other => Err(other),
+    }
+}
+
+/// How each entry of a failed invocation is marked; its `plugin.invoke` entry says why.
+const ROLLED_BACK: &str = "rolled back with its invocation";
+
+/// Logs a failure record that could not be made. On a suspended tenant it was made, as denied.
+fn report(recorded: Option<Result<tenantry_engine::CommitReceipt, EngineError>>) {
+    if let Some(Err(audit_err)) = recorded
+        && !matches!(audit_err, EngineError::TenantSuspended(_))
+    {
         tracing::error!(%audit_err, "could not record a failed invocation");
     }
-    Err(err)
 }

@@ -179,12 +179,14 @@ fn body<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, E
 }
 
 fn unknown(what: &str, version: u8, newest: u8) -> Error {
+    let by = if version > newest {
+        "it was written by a newer tenantry"
+    } else {
+        "no tenantry writes it: the record is damaged"
+    };
     decode_error(
         what,
-        format!(
-            "version {version}, but this host reads versions 1 to {newest}: it was written by a \
-             newer tenantry"
-        ),
+        format!("version {version}, but this host reads versions 1 to {newest}: {by}"),
     )
 }
 
@@ -214,6 +216,30 @@ mod tests {
     /// What the host stored before records were versioned: bincode of the struct itself.
     fn unversioned<T: Serialize>(value: &T) -> Vec<u8> {
         bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap()
+    }
+
+    /// A `PluginInfo` as the host stored it before records were versioned (commit bef961c):
+    /// `plugin()`, in bincode's standard configuration.
+    const PLUGIN_V1: &str = "0870726f6a656374734061626162616261626162616261626162616261626162\
+        6162616261626162616261626162616261626162616261626162616261626162\
+        616261626162616261620206637265617465046c697374fb3930fd00803c3048\
+        140c00";
+    /// `Limits::default()` as stored before records were versioned (bef961c).
+    const LIMITS_V1: &str =
+        "fc00ca9a3b0100fc00000004fb1027fc00000001fc00008000fc00001000fc00001000fc0000010004";
+
+    fn hex(text: &str) -> Vec<u8> {
+        let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+        digits
+            .chunks(2)
+            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn records_stored_before_versioning_still_decode() {
+        assert_eq!(decode_plugin(&hex(PLUGIN_V1)).unwrap(), plugin());
+        assert_eq!(decode_limits(&hex(LIMITS_V1)).unwrap(), Limits::default());
     }
 
     #[test]
@@ -256,6 +282,9 @@ mod tests {
         let mut newer = encode_limits(&Limits::default()).unwrap();
         newer[1] = 3;
         assert!(matches!(decode_limits(&newer), Err(Error::Decode { .. })));
+        newer[1] = 0;
+        let err = decode_limits(&newer).unwrap_err();
+        assert!(err.to_string().contains("damaged"), "{err}");
         for bytes in [&[][..], &[0xFF], &[0xFF, 2], &[0xFF, 2, 1, 2, 3], &[200, 1]] {
             assert!(decode_plugin(bytes).is_err(), "{bytes:?}");
             assert!(decode_limits(bytes).is_err(), "{bytes:?}");

@@ -78,18 +78,16 @@ impl Session {
                 path.display()
             )));
         }
-        let engine = Engine::open(path).map_err(|e| {
-            let in_use = matches!(e, tenantry_engine::Error::DatabaseInUse);
-            let err = CliError::from(e);
-            if in_use {
-                err
-            } else {
-                err.context(format!("cannot open database {}", path.display()))
-            }
-        });
-        let engine = match engine {
+        let engine = match Engine::open(path) {
             Ok(engine) => engine,
-            Err(err) => {
+            // Another process created and holds the files since they were looked for: they are
+            // its, not this session's, to remove.
+            Err(tenantry_engine::Error::DatabaseInUse) => {
+                return Err(CliError::from(tenantry_engine::Error::DatabaseInUse));
+            }
+            Err(e) => {
+                let err =
+                    CliError::from(e).context(format!("cannot open database {}", path.display()));
                 if !exists {
                     remove_quietly(path);
                 }

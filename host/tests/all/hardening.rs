@@ -165,6 +165,12 @@ fn plugins_cannot_forge_the_engines_or_operators_actions() {
         "plugin.invoke",
         "plugin.install",
         "unscoped.open",
+        // Look-alikes: invisible characters, another script, an escape sequence, a space.
+        "\u{200B}kv.put",
+        "\u{FEFF}kv.put",
+        "\u{43A}v.put",
+        "\u{1b}[0mkv.put",
+        "kv .put",
     ] {
         let input = serde_json::to_vec(action).unwrap();
         let out = host
@@ -179,7 +185,7 @@ fn plugins_cannot_forge_the_engines_or_operators_actions() {
     }
     // The only entries with the plugin as origin are the host's summaries of the invocations.
     let entries = entries_of_plugin(&engine, t);
-    assert_eq!(entries.len(), 8);
+    assert_eq!(entries.len(), 13);
     assert!(entries.iter().all(|e| e.action == "plugin.invoke"));
     // An application name passes.
     let out = host
@@ -248,11 +254,31 @@ fn a_failure_is_always_recorded_and_bounded() {
     assert!(message.contains("audit entries not recorded"), "{message}");
     // Bounded: far fewer than the 9,000 puts, in a few tens of KiB.
     assert!(entries.len() < 1_000, "{} entries", entries.len());
+    // As stored: every field, the outcome's reason and the actor's included.
     let bytes: usize = entries
         .iter()
-        .map(|e| 64 + e.action.len() + e.target.as_ref().map_or(0, String::len))
+        .map(|e| {
+            let reason = match &e.outcome {
+                Outcome::Failed(r) | Outcome::Denied(r) => r.len(),
+                _ => 0,
+            };
+            let fields = [
+                &e.target,
+                &e.message,
+                &e.actor,
+                &e.ip,
+                &e.request_id,
+                &e.origin,
+            ];
+            64 + e.action.len()
+                + reason
+                + fields
+                    .iter()
+                    .map(|f| f.as_ref().map_or(0, String::len))
+                    .sum::<usize>()
+        })
         .sum();
-    assert!(bytes < 128 << 10, "{bytes} bytes");
+    assert!(bytes < 80 << 10, "{bytes} bytes");
     assert!(
         entries[1..]
             .iter()
@@ -281,7 +307,11 @@ const OUTPUT_WAT: &str = r#"(module
   (func (export "far") (param i32 i32) (result i32)
     (drop (call $output (i32.const -16) (i32.const 0x7fffffff)))
     (i32.const 0))
-  (func (export "quiet") (param i32 i32) (result i32) (i32.const 1)))"#;
+  (func (export "quiet") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "loud") (param i32 i32) (result i32)
+    (memory.fill (i32.const 0) (i32.const 255) (i32.const 4096))
+    (drop (call $output (i32.const 0) (i32.const 4096)))
+    (i32.const 1)))"#;
 
 #[test]
 fn output_checks_its_range_first_and_a_silent_failure_has_a_message() {
@@ -304,4 +334,18 @@ fn output_checks_its_range_first_and_a_silent_failure_has_a_message() {
         }
         other => panic!("{other:?}"),
     }
+    // A 4 KiB error of invalid UTF-8 (12 KiB once replaced) is still recorded, cut to fit.
+    let err = host.invoke(&ctx(t), "out", "loud", b"").unwrap_err();
+    assert!(matches!(err, InvokeError::Plugin(_)), "{err:?}");
+    let log = _engine
+        .tenant(&ctx(t))
+        .unwrap()
+        .audit_log(&AuditQuery::default().action_prefix("plugin.invoke"))
+        .unwrap();
+    assert_eq!(log.len(), 3, "every failure is recorded: {log:?}");
+    assert!(
+        matches!(&log[0].outcome, Outcome::Failed(r) if r.len() <= tenantry_engine::MAX_MESSAGE_LEN),
+        "{:?}",
+        log[0].outcome
+    );
 }
