@@ -445,6 +445,10 @@ impl WriteTxn {
     fn finish(mut self, rollback: Option<&str>) -> Result<CommitReceipt> {
         self.snapshot.check_readable()?;
         if self.events.is_empty() && self.tables.values().all(|t| t.writes.is_empty()) {
+            // Nothing to write, but after a storage failure no commit succeeds, empty or not.
+            if let Some(failure) = self.scope.engine.committer.queue().failure() {
+                return Err(Error::EngineFailed(failure));
+            }
             return self.current_receipt();
         }
         let mut delta = UsageDelta::default();
