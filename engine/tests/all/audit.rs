@@ -520,7 +520,6 @@ fn reserved_actions_are_refused_for_request_code() {
         "kv.put",
         "kv.delete",
         "KV.Put",
-        " kv.put",
         "kv",
         "tenant.delete",
         "operator.suspend",
@@ -535,6 +534,19 @@ fn reserved_actions_are_refused_for_request_code() {
             "{action:?} was accepted"
         );
         assert!(tenantry_engine::is_reserved_action(action), "{action:?}");
+    }
+    // Look-alikes of reserved names are not printable ASCII without spaces, and refused so.
+    for lookalike in [
+        " kv.put",
+        "\u{200B}kv.put",
+        "\u{43A}v.put",
+        "kv .put",
+        "\u{1b}[0mkv.put",
+    ] {
+        assert!(
+            matches!(tx.audit(lookalike, None), Err(Error::InvalidField { .. })),
+            "{lookalike:?} was accepted"
+        );
     }
     // Names that merely resemble a namespace are the application's.
     for own in [
