@@ -119,8 +119,9 @@ impl TenantHandle {
     /// it, reserved actions included, and together they may not exceed the engine's
     /// transaction size cap.
     ///
-    /// A component's handle ([`crate::Engine::component_handle`]) may also record on a
-    /// suspended tenant: the entries are then stored with outcome denied (an `Ok` or
+    /// A component's handle ([`crate::Engine::component_handle`]) has its events' target,
+    /// message and outcome reason cut to the field limits rather than refused, and may also
+    /// record on a suspended tenant: the entries are then stored with outcome denied (an `Ok` or
     /// `NoChange` one becomes `Denied`), and the call fails with
     /// [`crate::Error::TenantSuspended`], as a refused commit is recorded.
     ///
@@ -128,9 +129,13 @@ impl TenantHandle {
     /// An invalid or reserved event or too many bytes of them (nothing is recorded), a
     /// suspended (for request code) or deleted tenant, or a storage failure.
     pub fn record_audit(&self, events: Vec<AuditEvent>) -> Result<CommitReceipt> {
-        if !self.scope.component {
+        let events = if self.scope.component {
+            // A component's account of what happened is cut to fit, never refused for length.
+            events.into_iter().map(AuditEvent::fitted).collect()
+        } else {
             self.scope.tenant.check_readable()?;
-        }
+            events
+        };
         let max = self.scope.engine.options.max_txn_bytes;
         let mut size = 0usize;
         for event in &events {
