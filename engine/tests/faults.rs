@@ -1,0 +1,912 @@
+//! I/O fault-injection test: one read, write, `set_len` or `sync_data` of the database file or of
+//! its write-ahead log fails (EIO or ENOSPC), while six threads commit (two of them on one
+//! tenant), while the engine opens and replays its log, while it checkpoints, or while it purges
+//! a deleted tenant; in some seeds the power fails with it.
+//!
+//! The storage is the simulated disk of `support/disk.rs`: each file has a volatile image (the
+//! page cache) and a durable one (the platter), and `sync_data` moves a file's writes from one
+//! to the other. A fault is not a power loss: the process lives on, so the engine must fail
+//! closed. Each seed picks one scenario, one fault (file, operation, the how-manieth of them,
+//! EIO or ENOSPC, and whether it happens once, for good, or with a power loss), and checks that
+//!
+//! * every call returns within [`CALL_LIMIT`] with a typed error ([`Error::EngineFailed`] or a
+//!   storage error), never a panic, on the caller's threads or the engine's;
+//! * once [`Engine::failure`] reports a failure, every later commit and checkpoint fails with
+//!   [`Error::EngineFailed`] (no `Ok` after the failure), and every `EngineFailed` comes with a
+//!   reported failure;
+//! * reopened, with no fault, from what the disk kept, the database holds every acknowledged
+//!   commit with its values and no partial transaction, every audit stream is gapless and
+//!   verifies, [`Engine::verify_audit_against`] passes for every receipt, and every tenant's
+//!   usage equals a recount of its keys and bytes in the raw redb file (`support`'s checker
+//!   recounts through the engine, this test in the file itself).
+//!
+//! What the disk kept: after a power loss, the durable images, maybe torn (a random subset of
+//! the unsynced writes). Otherwise the durable images (torn or not, as a crash right after the
+//! test would leave them) and, in half the seeds, also the volatile ones (the process went on,
+//! or was killed, with the page cache intact). A failed `sync_data` leaves its file's unsynced
+//! writes durable, lost or torn at random and forgets them, as Linux does (the PostgreSQL
+//! "fsyncgate" lesson): the engine must treat such a sync as "maybe durable". A failed write may
+//! have written a prefix of its bytes first.
+//!
+//! The scenarios:
+//! * `commits`: a fault while the writers commit, on a database with a log checkpointed every
+//!   4 KiB, 64 KiB or 16 MiB, or without a log, with redb's default cache or a tiny one (so
+//!   that reads reach the disk);
+//! * `open`: faults while an engine opens a database whose log holds batches to replay (or
+//!   none), up to three opens in a row on what the last one left; then an open without faults
+//!   must recover everything;
+//! * `checkpoint`: a fault in the database file while the test calls [`Engine::checkpoint`]
+//!   over and over and the writers commit;
+//! * `purge`: a fault while a tenant of 3,000 keys is deleted (purged 100 keys a chunk) and the
+//!   writers commit: after reopening, a deletion that was acknowledged (one purge chunk
+//!   reported) has happened, the purge resumes and finishes, and no key of the tenant remains;
+//!   an unacknowledged one has either happened or left every key and value in place.
+//!
+//! The fault's position is drawn from the operations that a fault-free run of the same scenario
+//! performs (counted once per scenario and setting): thread timing varies, so a fault now and
+//! then falls past the end of a run and does not go off; those seeds are counted apart.
+//!
+//! Not simulated: writes torn inside one `write` call other than a short write, lying or
+//! reordering firmware, errors of `len`, faults in the real file backend or the operating
+//! system, and the directory entries of the files. `TENANTRY_FAULT_SEEDS` sets the number of
+//! seeds (default [`DEFAULT_SEEDS`]; 800 inject more than 1,000 faults), `TENANTRY_FAULT_SEED`
+//! replays one seed (thread timing still varies).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/disk.rs"]
+mod disk;
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use redb::{ReadableDatabase, ReadableTable};
+use tenantry_engine::{
+    ByteKey, Context, Engine, EngineOptions, Error, TenantId, TenantState, Usage,
+};
+
+use disk::{After, DB, Disk, Errno, FILES, Fault, Fired, LOG, OPS, Op};
+use support::{Ack, Checker, TENANTS, WRITERS, Watchdog, Writer, env_number};
+
+const DEFAULT_SEEDS: u64 = 120;
+/// A seed taking longer than this is a hang.
+const SEED_LIMIT: Duration = Duration::from_secs(120);
+/// A single call (a commit, a checkpoint, an open, a drop) taking longer than this is a hang.
+const CALL_LIMIT: Duration = Duration::from_secs(20);
+/// Commits per writer in a run, after the base image's.
+const COMMITS: u64 = 25;
+/// Commits per writer in a base image.
+const BASE_COMMITS: u64 = 6;
+/// Keys of the tenant that the purge scenario deletes, in two tables.
+const DOOMED_KEYS: u64 = 3_000;
+const DOOMED: &str = "doomed";
+const DOOMED_TABLES: [&str; 2] = ["p", "q"];
+const PURGE_CHUNK: usize = 100;
+/// redb's cache in the seeds that want reads to reach the disk.
+const SMALL_CACHE: usize = 64 << 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Scenario {
+    Commits,
+    Open,
+    Checkpoint,
+    Purge,
+}
+
+/// A scenario and the settings it runs with; runs of one setup share a base image and the
+/// operation counts that fault positions are drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Setup {
+    scenario: Scenario,
+    /// `log_checkpoint_bytes`, or `None`: no log.
+    log: Option<u64>,
+    small_cache: bool,
+    /// Open: the base image is a crash's, with log records to replay.
+    replay: bool,
+}
+
+impl Setup {
+    fn draw(rng: &mut StdRng) -> Setup {
+        let scenario = match rng.random_range(0..10) {
+            0..=3 => Scenario::Commits,
+            4..=5 => Scenario::Open,
+            6..=7 => Scenario::Checkpoint,
+            _ => Scenario::Purge,
+        };
+        let log = match scenario {
+            Scenario::Commits => {
+                [Some(4 << 10), Some(64 << 10), Some(16 << 20), None][rng.random_range(0..4)]
+            }
+            Scenario::Open | Scenario::Checkpoint => Some(16 << 20),
+            Scenario::Purge => Some(64 << 10),
+        };
+        Setup {
+            scenario,
+            log,
+            small_cache: scenario != Scenario::Open && rng.random_bool(0.3),
+            replay: scenario == Scenario::Open && rng.random_bool(0.75),
+        }
+    }
+
+    fn options(&self) -> EngineOptions {
+        let mut options = EngineOptions::default();
+        if let Some(bytes) = self.log {
+            options.log_checkpoint_bytes = bytes;
+        }
+        options.purge_chunk_keys = PURGE_CHUNK;
+        options.cache_size = self.small_cache.then_some(SMALL_CACHE);
+        options
+    }
+
+    fn base(&self) -> BaseKey {
+        BaseKey {
+            log: self.log,
+            doomed: self.scenario == Scenario::Purge,
+            crashed: self.replay,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let log = match self.log {
+            Some(bytes) => format!("log checkpointed every {bytes} bytes"),
+            None => "no log".to_owned(),
+        };
+        let cache = if self.small_cache {
+            ", small cache"
+        } else {
+            ""
+        };
+        let replay = if self.replay { ", log to replay" } else { "" };
+        format!("{:?}, {log}{cache}{replay}", self.scenario)
+    }
+}
+
+/// Which base image a run starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct BaseKey {
+    log: Option<u64>,
+    /// Holds the tenant the purge scenario deletes.
+    doomed: bool,
+    /// Taken as a crash leaves it (the log holds batches the file lacks), not after a shutdown.
+    crashed: bool,
+}
+
+/// A database made without faults, that runs start from.
+#[derive(Debug)]
+struct Base {
+    images: [Vec<u8>; 2],
+    created: Vec<(String, TenantId)>,
+    acks: Vec<Ack>,
+    doomed: Option<TenantId>,
+}
+
+fn operator() -> tenantry_engine::Operator {
+    support::operator()
+}
+
+/// The value of key `i` of the doomed tenant.
+fn doomed_value(i: u64) -> Vec<u8> {
+    let mut v = format!("doomed-{i};").into_bytes();
+    v.resize(40 + (i % 120) as usize, b'd');
+    v
+}
+
+fn doomed_key(i: u64) -> (&'static str, Vec<u8>) {
+    (DOOMED_TABLES[(i % 2) as usize], i.to_be_bytes().to_vec())
+}
+
+fn base(key: BaseKey) -> Arc<Base> {
+    static BASES: OnceLock<Mutex<HashMap<BaseKey, Arc<Base>>>> = OnceLock::new();
+    let bases = BASES.get_or_init(Default::default);
+    if let Some(base) = bases.lock().unwrap().get(&key) {
+        return Arc::clone(base);
+    }
+    let built = Arc::new(build_base(key));
+    bases.lock().unwrap().insert(key, Arc::clone(&built));
+    built
+}
+
+fn build_base(key: BaseKey) -> Base {
+    let disk = Disk::healthy([Vec::new(), Vec::new()]);
+    let mut options = EngineOptions::default();
+    options.log_checkpoint_bytes = key.log.unwrap_or(options.log_checkpoint_bytes);
+    let engine = disk.open_with(options, key.log.is_some()).unwrap();
+    let mut created = Vec::new();
+    let tenants =
+        support::ensure_tenants(&engine, |name, id| created.push((name.to_owned(), id))).unwrap();
+    let acks = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for w in 0..WRITERS {
+            let (engine, tenants, acks) = (&engine, &tenants, &acks);
+            s.spawn(move || {
+                let mut writer = Writer::open(engine, tenants, w).unwrap();
+                for _ in 0..BASE_COMMITS {
+                    let ack = writer.commit_next().unwrap();
+                    acks.lock().unwrap().push(ack);
+                }
+            });
+        }
+    });
+    let doomed = key.doomed.then(|| {
+        let id = engine.create_tenant(&operator(), DOOMED).unwrap();
+        let handle = engine.tenant(&Context::tenant(id).actor("loader")).unwrap();
+        for chunk in 0..DOOMED_KEYS / 500 {
+            let mut tx = handle.begin_write().unwrap();
+            for i in chunk * 500..(chunk + 1) * 500 {
+                let (table, k) = doomed_key(i);
+                tx.put(table, &k, &doomed_value(i)).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        id
+    });
+    let images = if key.crashed {
+        disk.cut_power();
+        disk.durable_images()
+    } else {
+        if key.log.is_some() {
+            engine.checkpoint().unwrap();
+        }
+        drop(engine);
+        disk.durable_images()
+    };
+    Base {
+        images,
+        created,
+        acks: acks.into_inner().unwrap(),
+        doomed,
+    }
+}
+
+/// Operations per file and kind that a fault-free run of `setup` performs after its fault
+/// would be armed; measured once per setup.
+fn op_counts(setup: Setup) -> [[u64; 4]; 2] {
+    static COUNTS: OnceLock<Mutex<HashMap<Setup, [[u64; 4]; 2]>>> = OnceLock::new();
+    let counts = COUNTS.get_or_init(Default::default);
+    if let Some(c) = counts.lock().unwrap().get(&setup) {
+        return *c;
+    }
+    let base = base(setup.base());
+    let disk = Disk::healthy(base.images.clone());
+    let label = format!("counting the operations of {}", setup.describe());
+    let measured = match setup.scenario {
+        Scenario::Open => {
+            disk.arm(None);
+            let engine = disk.open_with(setup.options(), true).unwrap();
+            let c = disk.op_counts();
+            drop(engine);
+            c
+        }
+        _ => {
+            let mut stats = Stats::default();
+            run_workload(&disk, setup, &base, None, &label, &mut stats);
+            disk.op_counts()
+        }
+    };
+    counts.lock().unwrap().insert(setup, measured);
+    measured
+}
+
+/// Draws a fault among the operations `counts` says a run performs, on `files` only.
+fn draw_fault(rng: &mut StdRng, counts: &[[u64; 4]; 2], files: &[usize]) -> Fault {
+    let candidates: Vec<(usize, Op)> = files
+        .iter()
+        .flat_map(|&f| OPS.iter().map(move |&op| (f, op)))
+        .filter(|&(f, op)| counts[f][op as usize] > 0)
+        .collect();
+    let (file, op) = candidates[rng.random_range(0..candidates.len())];
+    let count = counts[file][op as usize];
+    // Not the last tenth: a run that batches differently performs fewer operations.
+    let nth = rng.random_range(0..(count - count / 10).max(1));
+    Fault {
+        file,
+        op,
+        nth,
+        errno: if rng.random_bool(0.5) {
+            Errno::Eio
+        } else {
+            Errno::Enospc
+        },
+        after: match rng.random_range(0..10) {
+            0..=3 => After::Once,
+            4..=6 => After::Sticky,
+            _ => After::PowerLoss,
+        },
+    }
+}
+
+/// Runs `f`, panicking if it takes longer than [`CALL_LIMIT`].
+fn timed<T>(what: &str, label: &str, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    let took = started.elapsed();
+    assert!(
+        took < CALL_LIMIT,
+        "{label}: {what} took {took:?}: a hang, or close to one"
+    );
+    out
+}
+
+/// What a run acknowledged and how it ended.
+#[derive(Debug, Default)]
+struct Run {
+    created: Vec<(String, TenantId)>,
+    acks: Vec<Ack>,
+    /// The doomed tenant's deletion was acknowledged (a purge chunk reported, or `Ok`).
+    delete_acked: bool,
+}
+
+/// Opens an engine on `disk` (no fault armed yet), arms `fault`, and runs the scenario's
+/// workload: six writers commit [`COMMITS`] each (stopping at their first error) while the
+/// test's own thread checkpoints or deletes the doomed tenant; then checks how the engine
+/// failed, and drops it.
+fn run_workload(
+    disk: &Disk,
+    setup: Setup,
+    base: &Base,
+    fault: Option<Fault>,
+    label: &str,
+    stats: &mut Stats,
+) -> Run {
+    let engine = timed("Engine::open", label, || {
+        disk.open_with(setup.options(), setup.log.is_some())
+    })
+    .unwrap_or_else(|e| panic!("{label}: open before the fault: {}", support::chain(&e)));
+    disk.arm(fault);
+    let tenants: Vec<TenantId> = TENANTS
+        .iter()
+        .map(|name| engine.tenant_id(name).unwrap().unwrap())
+        .collect();
+    let acks = Mutex::new(Vec::new());
+    let refused = AtomicU64::new(0);
+    let engine_failed_seen = AtomicBool::new(false);
+    let writers_done = AtomicUsize::new(0);
+    let mut run = Run::default();
+    std::thread::scope(|s| {
+        for w in 0..WRITERS {
+            let (engine, tenants, acks) = (&engine, &tenants, &acks);
+            let (refused, seen, done) = (&refused, &engine_failed_seen, &writers_done);
+            s.spawn(move || {
+                writer_thread(engine, tenants, w, acks, refused, seen, label);
+                done.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        match setup.scenario {
+            Scenario::Checkpoint => {
+                checkpoint_loop(&engine, &writers_done, &engine_failed_seen, &refused, label);
+            }
+            Scenario::Purge => {
+                run.delete_acked = delete_doomed(&engine, base, &engine_failed_seen, label);
+            }
+            Scenario::Commits | Scenario::Open => {}
+        }
+    });
+    run.acks = acks.into_inner().unwrap();
+    stats.refused_after_failure += refused.into_inner();
+
+    let failure = engine.failure();
+    if engine_failed_seen.into_inner() {
+        assert!(
+            failure.is_some(),
+            "{label}: a call returned EngineFailed, but Engine::failure() reports nothing"
+        );
+    }
+    // A request that reaches the committer now must fail if the engine failed before.
+    let probe = timed("the probe commit", label, || {
+        engine.create_tenant(&operator(), "probe")
+    });
+    match (&failure, probe) {
+        (Some(_), Ok(id)) => panic!("{label}: a commit succeeded after the failure (tenant {id})"),
+        (Some(_), Err(e)) => {
+            assert!(
+                matches!(e, Error::EngineFailed(_)),
+                "{label}: a commit after the failure returned {e:?}, not EngineFailed"
+            );
+            stats.refused_after_failure += 1;
+        }
+        (None, Ok(id)) => run.created.push(("probe".to_owned(), id)),
+        (None, Err(e)) => disk::assert_storage_failure(&e, "the probe commit", label),
+    }
+    if engine.failure().is_some() {
+        let e = engine.checkpoint().unwrap_err();
+        assert!(
+            matches!(e, Error::EngineFailed(_)),
+            "{label}: a checkpoint after the failure returned {e:?}, not EngineFailed"
+        );
+        stats.engine_failures += 1;
+    }
+    timed("dropping the engine", label, || drop(engine));
+    run
+}
+
+fn writer_thread(
+    engine: &Engine,
+    tenants: &[TenantId],
+    w: usize,
+    acks: &Mutex<Vec<Ack>>,
+    refused: &AtomicU64,
+    engine_failed_seen: &AtomicBool,
+    label: &str,
+) {
+    let note = |e: &Error, what: &str| {
+        disk::assert_storage_failure(e, what, label);
+        if matches!(e, Error::EngineFailed(_)) {
+            engine_failed_seen.store(true, Ordering::SeqCst);
+        }
+    };
+    let mut writer = match timed("Writer::open", label, || Writer::open(engine, tenants, w)) {
+        Ok(writer) => writer,
+        Err(e) => return note(&e, "Writer::open"),
+    };
+    for _ in 0..COMMITS {
+        let failed_before = engine.failure().is_some();
+        match timed("a commit", label, || writer.commit_next()) {
+            Ok(ack) => {
+                assert!(
+                    !failed_before,
+                    "{label}: writer {w}'s commit {} succeeded after the engine failed",
+                    ack.n
+                );
+                acks.lock().unwrap().push(ack);
+            }
+            Err(e) => {
+                note(&e, "a commit");
+                refused.fetch_add(u64::from(failed_before), Ordering::SeqCst);
+                return;
+            }
+        }
+    }
+}
+
+/// Checkpoints until the writers are done; once one checkpoint failed, the next must too.
+fn checkpoint_loop(
+    engine: &Engine,
+    writers_done: &AtomicUsize,
+    engine_failed_seen: &AtomicBool,
+    refused: &AtomicU64,
+    label: &str,
+) {
+    while writers_done.load(Ordering::SeqCst) < WRITERS {
+        let failed_before = engine.failure().is_some();
+        match timed("Engine::checkpoint", label, || engine.checkpoint()) {
+            Ok(()) => assert!(
+                !failed_before,
+                "{label}: a checkpoint succeeded after the engine failed"
+            ),
+            Err(e) => {
+                disk::assert_storage_failure(&e, "Engine::checkpoint", label);
+                engine_failed_seen.fetch_or(matches!(e, Error::EngineFailed(_)), Ordering::SeqCst);
+                refused.fetch_add(u64::from(failed_before), Ordering::SeqCst);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Deletes the doomed tenant; returns whether the deletion was acknowledged.
+fn delete_doomed(
+    engine: &Engine,
+    base: &Base,
+    engine_failed_seen: &AtomicBool,
+    label: &str,
+) -> bool {
+    let doomed = base.doomed.unwrap();
+    let mut chunks = 0;
+    let result = timed("Engine::delete_tenant", label, || {
+        engine.delete_tenant_with_progress(&operator(), doomed, |_| chunks += 1)
+    });
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            disk::assert_storage_failure(&e, "Engine::delete_tenant", label);
+            engine_failed_seen.fetch_or(matches!(e, Error::EngineFailed(_)), Ordering::SeqCst);
+            chunks > 0
+        }
+    }
+}
+
+/// Which image of a disk a reopen starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum View {
+    /// After a power loss: the durable images as it left them.
+    PowerLost,
+    /// The durable images, as a crash right now would leave them.
+    Durable,
+    /// Those, with a random subset of the unsynced writes.
+    DurableTorn,
+    /// The page cache: every write, synced or not.
+    Volatile,
+}
+
+/// The images a reopen should survive: after a power loss the durable ones; otherwise the
+/// durable ones (maybe torn) and, in half the seeds, the volatile ones too.
+fn views(disk: &Disk, rng: &mut StdRng) -> Vec<(View, [Vec<u8>; 2])> {
+    if !disk.powered() {
+        return vec![(View::PowerLost, disk.durable_images())];
+    }
+    let tear = rng.random_bool(0.5);
+    let durable = if tear {
+        View::DurableTorn
+    } else {
+        View::Durable
+    };
+    let mut out = vec![(durable, disk.crash_images(tear))];
+    if rng.random_bool(0.5) {
+        out.push((View::Volatile, disk.volatile_images()));
+    }
+    out
+}
+
+fn one_view(disk: &Disk, rng: &mut StdRng) -> (View, [Vec<u8>; 2]) {
+    let mut all = views(disk, rng);
+    let i = rng.random_range(0..all.len());
+    all.swap_remove(i)
+}
+
+/// Opens `images` without faults and checks them against everything acknowledged: `base`'s
+/// commits and `run`'s.
+fn reopen_and_check(
+    images: [Vec<u8>; 2],
+    setup: Setup,
+    base: &Base,
+    run: &Run,
+    label: &str,
+    stats: &mut Stats,
+) {
+    let disk = Disk::healthy(images);
+    let engine = timed("reopening", label, || {
+        disk.open_with(setup.options(), setup.log.is_some())
+    })
+    .unwrap_or_else(|e| panic!("{label}: the image does not open: {}", support::chain(&e)));
+    let created: Vec<(String, TenantId)> =
+        base.created.iter().chain(&run.created).cloned().collect();
+    let acks: Vec<Ack> = base.acks.iter().chain(&run.acks).cloned().collect();
+    let mut checker = Checker::new();
+    checker.check(&engine, &created, &acks, label);
+    // Every receipt, not only each tenant's newest, still verifies against the log.
+    let ids: HashMap<&str, TenantId> = created.iter().map(|(n, id)| (n.as_str(), *id)).collect();
+    for ack in &acks {
+        let tenant = ids[TENANTS[support::tenant_of(ack.writer)]];
+        if let Err(e) = engine.verify_audit_against(tenant, ack.audit_seq, &ack.audit_head) {
+            panic!(
+                "{label}: receipt {ack:?} fails verification: {}",
+                support::chain(&e)
+            );
+        }
+    }
+    stats.receipts_verified += acks.len() as u64;
+    stats.acked_checked += checker.acked_commits;
+    stats.unacked_durable += checker.unacked_durable;
+    stats.durable += checker.durable_commits();
+    if let Some(doomed) = base.doomed {
+        check_doomed(&engine, doomed, run.delete_acked, label, stats);
+    }
+    let tenants = engine.all_tenants().unwrap();
+    let usage: BTreeMap<u64, Usage> = tenants.iter().map(|t| (t.id.get(), t.usage)).collect();
+    let deleted: Vec<u64> = tenants
+        .iter()
+        .filter(|t| t.state == TenantState::Deleted)
+        .map(|t| t.id.get())
+        .collect();
+    if setup.log.is_some() {
+        engine.checkpoint().unwrap(); // so that the file alone holds everything, for the recount
+    }
+    drop(engine);
+    recount_in_file(&disk, &usage, &deleted, label);
+    stats.reopens += 1;
+}
+
+/// The doomed tenant after a reopen: deleted (if the deletion was acknowledged, it must be),
+/// with its purge resumed and finished, or intact.
+fn check_doomed(engine: &Engine, doomed: TenantId, acked: bool, label: &str, stats: &mut Stats) {
+    let info = engine.tenant_info(doomed).unwrap();
+    let audit = engine.verify_audit(doomed).unwrap_or_else(|e| {
+        panic!(
+            "{label}: the doomed tenant's audit fails: {}",
+            support::chain(&e)
+        )
+    });
+    assert_eq!(
+        info.usage.audit_entries, audit,
+        "{label}: doomed tenant's audit count"
+    );
+    let newest = engine
+        .tenant_audit_log(
+            &operator(),
+            doomed,
+            &tenantry_engine::AuditQuery::default().limit(1),
+        )
+        .unwrap();
+    let deleted = info.state == TenantState::Deleted;
+    assert_eq!(
+        newest[0].action == "tenant.delete",
+        deleted,
+        "{label}: the doomed tenant's audit ends with {:?} but its state is {:?}",
+        newest[0].action,
+        info.state
+    );
+    if acked {
+        assert!(
+            deleted,
+            "{label}: an acknowledged deletion was lost (state {:?})",
+            info.state
+        );
+    }
+    if deleted {
+        assert_eq!(
+            engine.tenant_id(DOOMED).unwrap(),
+            None,
+            "{label}: name not freed"
+        );
+        // The purge resumes in the background on open; it sets the usage to zero when done.
+        let started = Instant::now();
+        while engine.tenant_info(doomed).unwrap().usage.keys != 0 {
+            assert!(
+                started.elapsed() < CALL_LIMIT,
+                "{label}: the purge of the deleted tenant did not finish after reopening"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        stats.purges_finished += 1;
+        return;
+    }
+    assert_eq!(
+        info.state,
+        TenantState::Active,
+        "{label}: doomed tenant's state"
+    );
+    let handle = engine
+        .tenant(&Context::tenant(doomed).actor("checker"))
+        .unwrap();
+    let read = handle.begin_read().unwrap();
+    for i in 0..DOOMED_KEYS {
+        let (table, k) = doomed_key(i);
+        assert_eq!(
+            read.get(table, &k).unwrap(),
+            Some(doomed_value(i)),
+            "{label}: key {i} of the tenant whose deletion failed"
+        );
+    }
+    stats.purges_undone += 1;
+}
+
+/// Recounts every tenant's keys and bytes in the raw redb file of `disk` (closed) and compares
+/// them with `usage`, what the engine reported; keys of a tenant not in `usage`, or table names
+/// left of a `deleted` (and purged) tenant, fail too.
+fn recount_in_file(disk: &Disk, usage: &BTreeMap<u64, Usage>, deleted: &[u64], label: &str) {
+    const DATA: redb::TableDefinition<'_, ByteKey, &[u8]> =
+        redb::TableDefinition::new("tenantry.data");
+    const TABLES: redb::TableDefinition<'_, ByteKey, u32> =
+        redb::TableDefinition::new("tenantry.tables");
+    let db = redb::Database::builder()
+        .create_with_backend(Disk::healthy(disk.volatile_images()))
+        .unwrap();
+    let txn = db.begin_read().unwrap();
+    let mut counted: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for item in txn.open_table(DATA).unwrap().iter().unwrap() {
+        let (k, v) = item.unwrap();
+        let (k, v) = (k.value(), v.value());
+        let tenant = u64::from_be_bytes(k[..8].try_into().unwrap());
+        let entry = counted.entry(tenant).or_default();
+        entry.0 += 1;
+        entry.1 += (k.len() - 12 + v.len()) as u64;
+    }
+    let mut named: BTreeMap<u64, u64> = BTreeMap::new();
+    for item in txn.open_table(TABLES).unwrap().iter().unwrap() {
+        let (k, _) = item.unwrap();
+        *named
+            .entry(u64::from_be_bytes(k.value()[..8].try_into().unwrap()))
+            .or_default() += 1;
+    }
+    for tenant in counted.keys() {
+        assert!(
+            usage.contains_key(tenant),
+            "{label}: keys of unknown tenant {tenant}"
+        );
+    }
+    for (tenant, u) in usage {
+        let (keys, bytes) = counted.get(tenant).copied().unwrap_or_default();
+        assert_eq!(
+            (u.keys, u.bytes),
+            (keys, bytes),
+            "{label}: tenant #{tenant}'s usage (keys, bytes) differs from a recount of the file"
+        );
+    }
+    for tenant in deleted {
+        assert_eq!(
+            named.get(tenant),
+            None,
+            "{label}: the table names of purged tenant #{tenant} remain"
+        );
+    }
+}
+
+/// One seed: draws a scenario and its fault(s), runs it, and reopens what the disk kept.
+fn run_seed(seed: u64, stats: &mut Stats) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let setup = Setup::draw(&mut rng);
+    let label = format!("TENANTRY_FAULT_SEED={seed:#x} ({})", setup.describe());
+    let base = base(setup.base());
+    let counts = op_counts(setup);
+    *stats.scenarios.entry(setup.scenario).or_default() += 1;
+    if setup.scenario == Scenario::Open {
+        return open_seed(&mut rng, setup, &base, &counts, &label, stats);
+    }
+    let files: &[usize] = match setup.scenario {
+        Scenario::Checkpoint => &[DB],
+        _ if setup.log.is_some() => &[DB, LOG],
+        _ => &[DB],
+    };
+    let fault = draw_fault(&mut rng, &counts, files);
+    let disk = Disk::new(base.images.clone(), None, false, rng.random());
+    let label = format!("{label}, fault {fault:?}");
+    let run = run_workload(&disk, setup, &base, Some(fault), &label, stats);
+    stats.record(disk.fired(), fault);
+    for (view, images) in views(&disk, &mut rng) {
+        *stats.views.entry(view).or_default() += 1;
+        reopen_and_check(
+            images,
+            setup,
+            &base,
+            &run,
+            &format!("{label}, {view:?}"),
+            stats,
+        );
+    }
+}
+
+/// The open scenario: up to three opens in a row, each with a fault, on what the last left;
+/// then one without.
+fn open_seed(
+    rng: &mut StdRng,
+    setup: Setup,
+    base: &Base,
+    counts: &[[u64; 4]; 2],
+    label: &str,
+    stats: &mut Stats,
+) {
+    let mut images = base.images.clone();
+    let mut label = label.to_owned();
+    for attempt in 0..rng.random_range(1..=3) {
+        let fault = draw_fault(rng, counts, &[DB, LOG]);
+        label = format!("{label}, open {attempt} with fault {fault:?}");
+        let disk = Disk::new(images, None, false, rng.random());
+        disk.arm(Some(fault));
+        let opened = timed("Engine::open", &label, || {
+            disk.open_with(setup.options(), true)
+        });
+        let fired = disk.fired();
+        stats.record(fired, fault);
+        match opened {
+            Err(e) => {
+                disk::assert_storage_failure(&e, "Engine::open", &label);
+                assert!(fired.is_some(), "{label}: open failed without a fault: {e}");
+                stats.failed_opens += 1;
+            }
+            Ok(engine) => {
+                // Only a fault past the open's last operation may leave it working.
+                assert!(
+                    fired.is_none() || engine.failure().is_some(),
+                    "{label}: the open succeeded although its fault went off ({fired:?})"
+                );
+                timed("dropping the engine", &label, || drop(engine));
+            }
+        }
+        let (view, kept) = one_view(&disk, rng);
+        *stats.views.entry(view).or_default() += 1;
+        label = format!("{label} ({view:?})");
+        images = kept;
+    }
+    reopen_and_check(images, setup, base, &Run::default(), &label, stats);
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    scenarios: BTreeMap<Scenario, u64>,
+    /// Faults that went off, by file, operation and error.
+    fired: BTreeMap<(&'static str, Op, Errno), u64>,
+    after: BTreeMap<After, u64>,
+    sync_fates: BTreeMap<disk::SyncFate, u64>,
+    short_writes: u64,
+    power_losses: u64,
+    not_fired: u64,
+    failed_opens: u64,
+    engine_failures: u64,
+    refused_after_failure: u64,
+    views: BTreeMap<View, u64>,
+    reopens: u64,
+    acked_checked: u64,
+    unacked_durable: u64,
+    /// Commits found durable (acknowledged or not), summed over reopens.
+    durable: u64,
+    receipts_verified: u64,
+    purges_finished: u64,
+    purges_undone: u64,
+}
+
+impl Stats {
+    fn record(&mut self, fired: Option<Fired>, armed: Fault) {
+        let Some(fired) = fired else {
+            self.not_fired += 1;
+            return;
+        };
+        debug_assert_eq!((fired.fault.file, fired.fault.op), (armed.file, armed.op));
+        let f = fired.fault;
+        *self
+            .fired
+            .entry((FILES[f.file], f.op, f.errno))
+            .or_default() += 1;
+        *self.after.entry(f.after).or_default() += 1;
+        self.power_losses += u64::from(f.after == After::PowerLoss);
+        if let Some(fate) = fired.sync_fate {
+            *self.sync_fates.entry(fate).or_default() += 1;
+        }
+        self.short_writes += u64::from(fired.short_write.is_some_and(|n| n > 0));
+    }
+
+    fn faults(&self) -> u64 {
+        self.fired.values().sum()
+    }
+}
+
+#[test]
+fn io_faults_lose_no_acknowledged_commit() {
+    disk::count_engine_thread_panics();
+    let replay = env_number("TENANTRY_FAULT_SEED");
+    let seeds = match replay {
+        Some(_) => 1,
+        None => env_number("TENANTRY_FAULT_SEEDS").unwrap_or(DEFAULT_SEEDS),
+    };
+    let first = replay.unwrap_or_else(rand::random);
+    eprintln!("fault test: {seeds} seeds from TENANTRY_FAULT_SEED={first:#x}");
+    let watchdog = Watchdog::start(SEED_LIMIT);
+    let started = Instant::now();
+    let mut stats = Stats::default();
+    for i in 0..seeds {
+        let seed = first.wrapping_add(i);
+        let label = format!("TENANTRY_FAULT_SEED={seed:#x}");
+        watchdog.step(&label);
+        run_seed(seed, &mut stats);
+        disk::assert_no_engine_thread_panicked(&label);
+    }
+    let fired: Vec<String> = stats
+        .fired
+        .iter()
+        .map(|((file, op, errno), n)| format!("{file} {op:?} {errno:?}: {n}"))
+        .collect();
+    eprintln!(
+        "fault test: {seeds} seeds {:?}; {} faults injected ({}), {:?}, {} short writes, failed \
+         syncs {:?}, {} power losses, {} not reached; {} failed opens, {} engines failed, {} \
+         calls refused after a failure; {} reopen checks {:?}, {} acknowledged commits checked \
+         ({} durable, {} of them without acknowledgement), {} receipts verified, {} purges finished after \
+         reopening, {} deletions undone; {:.1?}",
+        stats.scenarios,
+        stats.faults(),
+        fired.join(", "),
+        stats.after,
+        stats.short_writes,
+        stats.sync_fates,
+        stats.power_losses,
+        stats.not_fired,
+        stats.failed_opens,
+        stats.engine_failures,
+        stats.refused_after_failure,
+        stats.reopens,
+        stats.views,
+        stats.acked_checked,
+        stats.durable,
+        stats.unacked_durable,
+        stats.receipts_verified,
+        stats.purges_finished,
+        stats.purges_undone,
+        started.elapsed()
+    );
+    assert!(
+        stats.faults() > 0,
+        "no fault went off; the test proved nothing"
+    );
+}
