@@ -361,36 +361,30 @@ struct Calls {
     checkpoints_failed: AtomicU64,
 }
 
+/// What a call does, which says how it may fail once the engine has failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Only reads: it may still succeed.
+    Read,
+    /// Reads, then commits: it must fail, with [`Error::EngineFailed`] or, from the reads,
+    /// the storage error of a database that redb closed for good.
+    ReadsThenCommit,
+    /// Goes to the commit pipeline at once: it must fail with [`Error::EngineFailed`].
+    Commit,
+}
+
 impl Calls {
-    /// Runs `call`, which commits, within [`CALL_LIMIT`]: begun after `engine` reported its
-    /// failure, it must fail with [`Error::EngineFailed`]. Any error must be typed.
-    fn commit<T>(
-        &self,
-        engine: &Engine,
-        what: &str,
-        label: &str,
-        call: impl FnOnce() -> tenantry_engine::Result<T>,
-    ) -> Option<T> {
-        self.make(engine.failure().is_some(), what, label, call)
-    }
-
-    /// Runs `call`, which only reads (a read may still succeed after the engine failed).
-    fn read<T>(
-        &self,
-        what: &str,
-        label: &str,
-        call: impl FnOnce() -> tenantry_engine::Result<T>,
-    ) -> Option<T> {
-        self.make(false, what, label, call)
-    }
-
+    /// Runs `call` within [`CALL_LIMIT`]: any error must be typed, and if `engine` reported
+    /// its failure before, the call must fail as `kind` says.
     fn make<T>(
         &self,
-        failed_before: bool,
+        engine: &Engine,
+        kind: Kind,
         what: &str,
         label: &str,
         call: impl FnOnce() -> tenantry_engine::Result<T>,
     ) -> Option<T> {
+        let failed_before = kind != Kind::Read && engine.failure().is_some();
         match timed(what, label, call) {
             Ok(out) => {
                 assert!(
@@ -404,7 +398,7 @@ impl Calls {
                 self.errors.fetch_add(1, Ordering::SeqCst);
                 self.refused
                     .fetch_add(u64::from(failed_before), Ordering::SeqCst);
-                if failed_before {
+                if failed_before && kind == Kind::Commit {
                     assert!(
                         matches!(e, Error::EngineFailed(_)),
                         "{label}: {what} after the failure returned {e:?}, not EngineFailed"
@@ -477,13 +471,15 @@ fn run_workload(
         );
     }
     // A request that reaches the committer now must fail if the engine failed before.
-    if let Some(id) = calls.commit(&engine, "the probe commit", label, || {
+    if let Some(id) = calls.make(&engine, Kind::Commit, "the probe commit", label, || {
         engine.create_tenant(&operator(), "probe")
     }) {
         run.created.push(("probe".to_owned(), id));
     }
     if let Some(failure) = engine.failure() {
-        calls.commit(&engine, "a checkpoint", label, || engine.checkpoint());
+        calls.make(&engine, Kind::Commit, "a checkpoint", label, || {
+            engine.checkpoint()
+        });
         stats.engine_failures += 1;
         stats.failures.insert(failure_kind(&failure));
     } else if let Some(fired) = disk.fired() {
@@ -528,12 +524,15 @@ fn writer_thread(
     calls: &Calls,
     label: &str,
 ) {
-    let Some(mut writer) = calls.read("Writer::open", label, || Writer::open(engine, tenants, w))
-    else {
+    let Some(mut writer) = calls.make(engine, Kind::Read, "Writer::open", label, || {
+        Writer::open(engine, tenants, w)
+    }) else {
         return;
     };
     for _ in 0..COMMITS {
-        match calls.commit(engine, "a commit", label, || writer.commit_next()) {
+        match calls.make(engine, Kind::ReadsThenCommit, "a commit", label, || {
+            writer.commit_next()
+        }) {
             Some(ack) => acks.lock().unwrap().push(ack),
             None => return,
         }
@@ -544,7 +543,9 @@ fn writer_thread(
 fn checkpoint_loop(engine: &Engine, writers_done: &AtomicUsize, calls: &Calls, label: &str) {
     while writers_done.load(Ordering::SeqCst) < WRITERS {
         let failed_before = engine.failure().is_some();
-        let done = calls.commit(engine, "Engine::checkpoint", label, || engine.checkpoint());
+        let done = calls.make(engine, Kind::Commit, "Engine::checkpoint", label, || {
+            engine.checkpoint()
+        });
         if done.is_none() && !failed_before {
             calls.checkpoints_failed.fetch_add(1, Ordering::SeqCst);
         }
@@ -556,7 +557,7 @@ fn checkpoint_loop(engine: &Engine, writers_done: &AtomicUsize, calls: &Calls, l
 fn delete_doomed(engine: &Engine, base: &Base, calls: &Calls, label: &str) -> bool {
     let doomed = base.doomed.unwrap();
     let mut chunks = 0;
-    let deleted = calls.commit(engine, "Engine::delete_tenant", label, || {
+    let deleted = calls.make(engine, Kind::Commit, "Engine::delete_tenant", label, || {
         engine.delete_tenant_with_progress(&operator(), doomed, |_| chunks += 1)
     });
     deleted.is_some() || chunks > 0
