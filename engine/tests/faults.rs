@@ -7,7 +7,8 @@
 //! page cache) and a durable one (the platter), and `sync_data` moves a file's writes from one
 //! to the other. A fault is not a power loss: the process lives on, so the engine must fail
 //! closed. Each seed picks one scenario, one fault (file, operation, the how-manieth of them,
-//! EIO or ENOSPC, and whether it happens once, for good, or with a power loss), and checks that
+//! EIO or ENOSPC, and whether it happens once, for good, for good on the whole disk, or with a
+//! power loss), and checks that
 //!
 //! * every call returns within [`CALL_LIMIT`] with a typed error ([`Error::EngineFailed`] or a
 //!   storage error), never a panic, on the caller's threads or the engine's;
@@ -333,8 +334,9 @@ fn draw_fault(rng: &mut StdRng, counts: &[[u64; 4]; 2], files: &[usize]) -> Faul
             Errno::Enospc
         },
         after: match rng.random_range(0..10) {
-            0..=3 => After::Once,
-            4..=6 => After::Sticky,
+            0..=2 => After::Once,
+            3..=4 => After::Sticky,
+            5..=6 => After::Dead,
             _ => After::PowerLoss,
         },
     }
@@ -910,6 +912,8 @@ struct Stats {
     sync_fates: BTreeMap<disk::SyncFate, u64>,
     short_writes: u64,
     power_losses: u64,
+    /// Operations that sticky and dead-disk faults failed after the first.
+    failed_later: u64,
     /// Unsynced operations that power losses kept and dropped.
     torn_kept: usize,
     torn_dropped: usize,
@@ -946,6 +950,7 @@ impl Stats {
         let state = disk.state();
         self.torn_kept += state.torn_kept;
         self.torn_dropped += state.torn_dropped;
+        self.failed_later += state.sticky_failures;
         drop(state);
         debug_assert_eq!((fired.fault.file, fired.fault.op), (armed.file, armed.op));
         let f = fired.fault;
@@ -992,7 +997,7 @@ fn io_faults_lose_no_acknowledged_commit() {
         .map(|((file, op, errno), n)| format!("{file} {op:?} {errno:?}: {n}"))
         .collect();
     eprintln!(
-        "fault test: {seeds} seeds {:?}; {} faults injected ({}), {:?}, {} short writes, failed \
+        "fault test: {seeds} seeds {:?}; {} faults injected ({}), {:?}, {} later operations failed by them, {} short writes, failed \
          syncs {:?}, {} power losses (keeping {} unsynced writes, dropping {}), {} not reached; {} failed opens, {} engines failed ({:?}), {} \
          checkpoints failed by the fault, {} reads failed outside the pipeline, {} best-effort write-backs failed, {} calls refused \
          after a failure, {} empty commits accepted after it; {} reopen checks {:?}, {} acknowledged commits checked \
@@ -1002,6 +1007,7 @@ fn io_faults_lose_no_acknowledged_commit() {
         stats.faults(),
         fired.join(", "),
         stats.after,
+        stats.failed_later,
         stats.short_writes,
         stats.sync_fates,
         stats.power_losses,

@@ -12,7 +12,8 @@
 //!   of either file: a disk reorders what was not fenced by a sync);
 //! * one operation fails ([`Disk::arm`]): the `nth` read, write, `set_len` or `sync_data` of one
 //!   file returns EIO or ENOSPC, once, for good (every later operation of that kind on that
-//!   file fails too), or followed by a power loss. A failed write may have changed a prefix of
+//!   file fails too), with every later operation of the disk (which is gone, while the page
+//!   cache stays), or followed by a power loss. A failed write may have changed a prefix of
 //!   its range first (a short write); a failed `sync_data` leaves the file's unsynced writes
 //!   durable, lost or torn, at random, and forgets them, as Linux does since the "fsyncgate"
 //!   discussion: a later, successful `sync_data` does not write them again.
@@ -73,6 +74,9 @@ pub(crate) enum After {
     Once,
     /// Every later operation of the same kind on the same file fails the same way.
     Sticky,
+    /// Every later operation, of either file, fails the same way: the disk is gone, but the
+    /// power and the page cache stay (the volatile images can still be read).
+    Dead,
     /// The power fails as the operation does.
     PowerLoss,
 }
@@ -156,7 +160,7 @@ pub(crate) struct DiskState {
     pub(crate) ops: [[u64; 4]; 2],
     armed: Option<Fault>,
     pub(crate) fired: Option<Fired>,
-    /// Operations failed by a sticky fault after it went off.
+    /// Operations failed by a sticky or dead-disk fault after it went off.
     pub(crate) sticky_failures: u64,
 }
 
@@ -326,8 +330,9 @@ impl Disk {
         let nth = state.ops[self.file][op as usize];
         state.ops[self.file][op as usize] += 1;
         if let Some(fired) = state.fired
-            && fired.fault.after == After::Sticky
-            && (fired.fault.file, fired.fault.op) == (self.file, op)
+            && (fired.fault.after == After::Dead
+                || fired.fault.after == After::Sticky
+                    && (fired.fault.file, fired.fault.op) == (self.file, op))
         {
             state.sticky_failures += 1;
             return Err(fired.fault.errno.error());
