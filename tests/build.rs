@@ -7,6 +7,14 @@
 //! plugins from scratch for every profile and every `cargo check`/`clippy`/`test` flavour.
 //! The environment cargo sets for build scripts describes the *host* build (rustflags, cfgs,
 //! profile overrides, the clippy wrapper), so it is removed before the nested build.
+//!
+//! A toolchain that rustup manages may lack the `wasm32-unknown-unknown` standard library even
+//! though `rust-toolchain.toml` lists it: rustup adds listed targets only when it installs the
+//! toolchain, and not at all with `RUSTUP_AUTO_INSTALL=0`. So before building, this script
+//! looks for the target in the sysroot of the rustc in use and, if it is missing and rustup is
+//! there, runs `rustup target add wasm32-unknown-unknown` for the active toolchain (saying so on
+//! stderr and as a cargo warning). Without rustup, offline (`CARGO_NET_OFFLINE`) or with
+//! `TENANTRY_NO_RUSTUP` set, it fails with one line saying what to install.
 
 use std::env;
 use std::fmt::Write as _;
@@ -56,7 +64,10 @@ fn run() -> Result<(), String> {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+    println!("cargo:rerun-if-env-changed=RUSTUP_TOOLCHAIN");
+    println!("cargo:rerun-if-env-changed=TENANTRY_NO_RUSTUP");
 
+    ensure_wasm_target()?;
     let target_dir = wasm_target_dir(&out_dir);
     let mut wasm = build_plugins(&plugins, &target_dir)?;
     wasm.sort();
@@ -87,6 +98,88 @@ fn run() -> Result<(), String> {
 
 fn required_env(name: &str) -> Result<String, String> {
     env::var(name).map_err(|_| format!("cargo did not set {name} for the build script"))
+}
+
+/// Makes sure the rustc in use has the wasm32 standard library, adding it with rustup if not.
+fn ensure_wasm_target() -> Result<(), String> {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", rustc.to_string_lossy()))?;
+    if !sysroot.status.success() {
+        return Err(format!(
+            "`{} --print sysroot` failed ({}): {}",
+            rustc.to_string_lossy(),
+            sysroot.status,
+            String::from_utf8_lossy(&sysroot.stderr).trim()
+        ));
+    }
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    let target_lib = sysroot.join("lib/rustlib").join(WASM_TARGET).join("lib");
+    if has_std(&target_lib) {
+        return Ok(());
+    }
+    // Offline builds, and builders who manage their toolchain themselves, get the one line.
+    let offline = env::var("CARGO_NET_OFFLINE").is_ok_and(|v| v == "true" || v == "1");
+    if offline || env::var_os("TENANTRY_NO_RUSTUP").is_some() {
+        return Err(format!(
+            "the plugins need the {WASM_TARGET} target, which {} lacks; this build may not \
+             download it (CARGO_NET_OFFLINE or TENANTRY_NO_RUSTUP): run `rustup target add \
+             {WASM_TARGET}` and retry",
+            sysroot.display()
+        ));
+    }
+    // The toolchain rustup resolved for this build (from rust-toolchain.toml), if any.
+    let toolchain = env::var("RUSTUP_TOOLCHAIN").ok();
+    let mut rustup = Command::new("rustup");
+    rustup.args(["target", "add", WASM_TARGET]);
+    if let Some(toolchain) = &toolchain {
+        rustup.args(["--toolchain", toolchain]);
+    }
+    let say = format!(
+        "the {WASM_TARGET} target is missing from {}: running `rustup target add {WASM_TARGET}{}`",
+        sysroot.display(),
+        toolchain
+            .as_deref()
+            .map(|t| format!(" --toolchain {t}"))
+            .unwrap_or_default(),
+    );
+    eprintln!("tenantry-tests: {say}");
+    println!("cargo:warning={say}");
+    let status = rustup
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status();
+    match status {
+        Ok(status) if status.success() && has_std(&target_lib) => Ok(()),
+        Ok(status) if status.success() => Err(format!(
+            "`rustup target add {WASM_TARGET}` succeeded, but {} still has no standard library \
+             for it: is {} a rustup toolchain?",
+            target_lib.display(),
+            rustc.to_string_lossy()
+        )),
+        Ok(status) => Err(format!(
+            "the plugins need the {WASM_TARGET} target and `rustup target add {WASM_TARGET}` \
+             failed ({status}); install it for the toolchain of rust-toolchain.toml and retry"
+        )),
+        Err(_) => Err(format!(
+            "the plugins need the {WASM_TARGET} standard library, which {} lacks, and rustup is \
+             not installed to add it: install the target for this toolchain (or use rustup)",
+            sysroot.display()
+        )),
+    }
+}
+
+/// Whether `dir` holds a standard library (`libstd-*.rlib`).
+fn has_std(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("libstd-") && name.ends_with(".rlib")
+        })
+    })
 }
 
 /// `<target dir>/wasm-plugins`. The target directory is the nearest ancestor of `OUT_DIR`

@@ -235,6 +235,68 @@ impl AuditQuery {
 
 /// Longest action accepted, in bytes.
 pub const MAX_ACTION_LEN: usize = 128;
+
+/// Checks an audit action that request code or a plugin supplies, as [`crate::WriteTxn::audit`]
+/// does: 1 to [`MAX_ACTION_LEN`] bytes of printable ASCII without spaces (so that no
+/// look-alike of a reserved name can pass for one), outside the reserved namespaces
+/// ([`is_reserved_action`]). Components such as the plugin host check what a plugin names with
+/// it, since their own handles may record reserved actions.
+///
+/// # Errors
+/// [`Error::InvalidField`] for an empty, over-long or non-ASCII action, or one with spaces or
+/// control characters; [`Error::ReservedAction`] for a reserved one.
+pub fn check_request_action(action: &str) -> Result<()> {
+    let event = AuditEvent::new(action.to_owned());
+    event.validate()?;
+    event.check_reserved(false)
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+pub(crate) fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// Namespaces of audit actions that only the engine, its components (the plugin host) and
+/// operators record; see [`is_reserved_action`].
+pub(crate) const RESERVED_ACTION_NAMESPACES: [&str; 9] = [
+    "kv.",
+    "tenant.",
+    "operator.",
+    "unscoped.",
+    "plugin.",
+    "audit.",
+    "engine.",
+    "system.",
+    "tenantry.",
+];
+
+/// Whether `action` belongs to a namespace that only the engine, its components and operators
+/// record: `kv.*` (data changes and plugin host calls), `tenant.*`, `operator.*`, `unscoped.*`,
+/// `plugin.*`, and `audit.*`, `engine.*`, `system.*`, `tenantry.*` for later use; also the bare
+/// names (`kv`), compared ignoring ASCII case and surrounding white space, so that `KV.put` or
+/// ` kv.put` cannot pass for `kv.put`.
+///
+/// [`crate::WriteTxn::audit`] refuses such actions with [`crate::Error::ReservedAction`] unless
+/// the transaction's handle came from [`crate::Engine::component_handle`],
+/// [`crate::Engine::reserved_tables`] or [`crate::Engine::reserved_handle`]; the plugin host
+/// refuses them for plugins.
+pub fn is_reserved_action(action: &str) -> bool {
+    let action = action.trim();
+    RESERVED_ACTION_NAMESPACES.iter().any(|namespace| {
+        let bare = &namespace[..namespace.len() - 1];
+        action
+            .get(..namespace.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(namespace))
+            || action.eq_ignore_ascii_case(bare)
+    })
+}
 /// Longest audit target accepted, in bytes.
 pub const MAX_TARGET_LEN: usize = 512;
 /// Longest audit message accepted, in bytes.
@@ -320,6 +382,40 @@ impl AuditEvent {
             field("audit outcome", Some(r), MAX_MESSAGE_LEN)?;
         }
         Ok(())
+    }
+
+    /// Whether the event may be recorded through a handle with `component` privilege. Request
+    /// code's actions are printable ASCII without spaces, so that no look-alike of a reserved
+    /// name (`\u{200B}kv.put`, `кv.put`, `kv .put`, an escape sequence) can pass for one.
+    pub(crate) fn check_reserved(&self, component: bool) -> Result<()> {
+        if component {
+            return Ok(());
+        }
+        if !self.action.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::InvalidField {
+                field: "audit action",
+                reason: "must be printable ASCII without spaces",
+            });
+        }
+        if is_reserved_action(&self.action) {
+            return Err(Error::ReservedAction {
+                action: cut(self.action.to_string(), MAX_ACTION_LEN),
+            });
+        }
+        Ok(())
+    }
+
+    /// The event with its target, message and outcome reason cut to the field limits, so that
+    /// a component's account of what happened is never refused for its length.
+    pub(crate) fn fitted(mut self) -> Self {
+        self.target = self.target.map(|t| cut(t, MAX_TARGET_LEN));
+        self.message = self.message.map(|m| cut(m, MAX_MESSAGE_LEN));
+        self.outcome = match self.outcome {
+            Outcome::Denied(r) => Outcome::Denied(cut(r, MAX_MESSAGE_LEN)),
+            Outcome::Failed(r) => Outcome::Failed(cut(r, MAX_MESSAGE_LEN)),
+            other => other,
+        };
+        self
     }
 
     pub(crate) fn approx_size(&self) -> usize {

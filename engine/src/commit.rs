@@ -642,7 +642,12 @@ fn apply_data(batch: &mut Batch<'_>, commit: DataCommit) -> Result<Result<Reply>
         return Ok(Err(Error::UnknownTenant(tenant)));
     };
     let writes = commit.apply && commit.tables.iter().any(|t| !t.writes.is_empty());
-    let refusal = match record.state() {
+    // A damaged state byte refuses this tenant's commit, not the whole batch.
+    let state = match record.state() {
+        Ok(state) => state,
+        Err(err) => return Ok(Err(err)),
+    };
+    let refusal = match state {
         TenantState::Deleted => return Ok(Err(Error::TenantDeleted(tenant))),
         TenantState::Suspended => Some(Error::TenantSuspended(tenant)),
         TenantState::ReadOnly if writes => Some(Error::TenantReadOnly(tenant)),

@@ -172,6 +172,14 @@ impl std::ops::Deref for Actor {
 }
 
 impl Actor {
+    /// Bytes of the actor's fields that every audit entry it records repeats.
+    pub(crate) fn stored_len(&self) -> usize {
+        [&self.actor, &self.ip, &self.request_id, &self.origin]
+            .into_iter()
+            .map(|field| field.as_ref().map_or(0, String::len))
+            .sum()
+    }
+
     /// The same actor acting through `origin` (a plugin invocation).
     pub(crate) fn with_origin(&self, origin: String) -> Actor {
         Actor(std::sync::Arc::new(ActorFields {

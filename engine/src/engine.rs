@@ -339,7 +339,7 @@ impl Engine {
             let (id, bytes) = item?;
             let record: TenantRecord = schema::decode_record("tenant record", bytes.value())?;
             let usage = schema::Tail::read(&tails, id.value())?.usage;
-            out.push(record.info(TenantId::from_raw(id.value()), usage));
+            out.push(record.info(TenantId::from_raw(id.value()), usage)?);
         }
         Ok(out)
     }
@@ -356,7 +356,7 @@ impl Engine {
             .ok_or(Error::UnknownTenant(tenant))?;
         let record: TenantRecord = schema::decode_record("tenant record", bytes.value())?;
         let usage = schema::Tail::read(&txn.open_table(schema::TAILS)?, tenant.get())?.usage;
-        Ok(record.info(tenant, usage))
+        record.info(tenant, usage)
     }
 
     /// Changes a tenant's state; `Deleted` is the same as [`Engine::delete_tenant`].
@@ -437,6 +437,41 @@ impl Engine {
     /// [`Error::UnknownTenant`], [`Error::TenantSuspended`], [`Error::TenantDeleted`], or an
     /// over-long context field ([`Error::InvalidField`]).
     pub fn tenant(&self, ctx: &Context) -> Result<TenantHandle> {
+        self.context_handle(ctx, Access::Tenant, false)
+    }
+
+    /// A handle like [`Engine::tenant`]'s for a component built on the engine, such as the
+    /// plugin host running an invocation: it reaches the same tables, and it may also record
+    /// audit events in the engine's reserved namespaces ([`is_reserved_action`]: `kv.get`,
+    /// `plugin.invoke`, ...). Such an entry states that something happened, so a component
+    /// records one only when it did; never give this handle to tenant-supplied code (a plugin's
+    /// own audit calls are checked against [`is_reserved_action`] by the host).
+    ///
+    /// # Errors
+    /// As [`Engine::tenant`].
+    pub fn component_handle(&self, ctx: &Context) -> Result<TenantHandle> {
+        self.context_handle(ctx, Access::Tenant, true)
+    }
+
+    /// A handle on the context's tenant's reserved tables only (names starting with `_`),
+    /// acting as the context's actor: how a component built on the engine (the plugin host)
+    /// keeps per-tenant metadata on a request's behalf. Reserved tables are reachable only
+    /// through the `Engine` (this and [`Engine::reserved_handle`]), never from a
+    /// [`TenantHandle`] that request code holds. It may record reserved audit actions, as
+    /// [`Engine::component_handle`] may.
+    ///
+    /// # Errors
+    /// As [`Engine::tenant`].
+    pub fn reserved_tables(&self, ctx: &Context) -> Result<TenantHandle> {
+        self.context_handle(ctx, Access::Reserved, true)
+    }
+
+    fn context_handle(
+        &self,
+        ctx: &Context,
+        access: Access,
+        component: bool,
+    ) -> Result<TenantHandle> {
         ctx.validate()?;
         let tenant = self.inner.registry.get(ctx.tenant)?;
         tenant.check_readable()?;
@@ -444,7 +479,8 @@ impl Engine {
             engine: Arc::clone(&self.inner),
             tenant,
             actor: Actor::from(ctx),
-            access: Access::Tenant,
+            access,
+            component,
         }))
     }
 
@@ -464,6 +500,7 @@ impl Engine {
             tenant: shared,
             actor: Actor::from(op),
             access: Access::Reserved,
+            component: true,
         }))
     }
 
@@ -477,6 +514,7 @@ impl Engine {
             tenant: shared,
             actor: Actor::from(op),
             access: Access::Operator,
+            component: true,
         })
     }
 
@@ -884,8 +922,9 @@ fn load_registry(db: &redb::Database, registry: &Registry) -> Result<Vec<TenantI
         let (id, bytes) = item?;
         let id = TenantId::from_raw(id.value());
         let record: TenantRecord = schema::decode_record("tenant record", bytes.value())?;
-        registry.insert(id, &record.name, record.state());
-        if record.state() == TenantState::Deleted && !record.purged {
+        let state = record.state()?;
+        registry.insert(id, &record.name, state);
+        if state == TenantState::Deleted && !record.purged {
             unpurged.push(id);
         }
     }

@@ -119,6 +119,17 @@ pub enum Error {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// An audit action in a namespace reserved for what the engine, the plugin host and
+    /// operators record ([`crate::is_reserved_action`]), recorded through a handle that may not
+    /// claim such actions: an `Ok` `kv.put` entry exists only if the put happened.
+    #[error(
+        "audit action {action:?} is reserved: actions named {} are recorded only by the engine and its components",
+        crate::audit::RESERVED_ACTION_NAMESPACES.join("*, ")
+    )]
+    ReservedAction {
+        /// The refused action (at most 128 bytes of it).
+        action: String,
+    },
     /// `unscoped_unsafe` was called without a reason.
     #[error("an unscoped handle needs a non-empty reason")]
     MissingReason,

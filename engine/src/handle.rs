@@ -2,8 +2,10 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::audit::{self, AuditEntry, AuditQuery, AuditStream};
+use crate::audit::{self, AuditEntry, AuditEvent, AuditQuery, AuditStream};
+use crate::commit::CommitReceipt;
 use crate::context::Actor;
 use crate::engine::EngineInner;
 use crate::error::Result;
@@ -18,6 +20,10 @@ pub(crate) struct Scope {
     pub(crate) tenant: Arc<TenantShared>,
     pub(crate) actor: Actor,
     pub(crate) access: Access,
+    /// May record audit events in the reserved namespaces ([`crate::is_reserved_action`]):
+    /// only handles that the engine's owner made for a component (the plugin host) or for an
+    /// operator.
+    pub(crate) component: bool,
 }
 
 impl Scope {
@@ -31,9 +37,19 @@ impl Scope {
         )
     }
 
+    /// Validates an audit event recorded through this scope, reserved namespaces included.
+    pub(crate) fn check_event(&self, event: &AuditEvent) -> Result<()> {
+        event.validate()?;
+        event.check_reserved(self.component)
+    }
+
     pub(crate) fn begin_write(self: &Arc<Self>) -> Result<WriteTxn> {
+        self.begin_write_within(self.engine.options.lock_timeout)
+    }
+
+    pub(crate) fn begin_write_within(self: &Arc<Self>, timeout: Duration) -> Result<WriteTxn> {
         self.tenant.check_readable()?;
-        let lock = self.tenant.lock_writes(self.engine.options.lock_timeout)?;
+        let lock = self.tenant.lock_writes(timeout)?;
         // Taken after the lock: no other commit of this tenant can land after this snapshot.
         let snapshot = self.snapshot()?;
         Ok(WriteTxn::new(Arc::clone(self), snapshot, lock))
@@ -62,6 +78,12 @@ impl TenantHandle {
         self.scope.tenant.id
     }
 
+    /// The tenant's lifecycle state now (no I/O: the engine's in-memory copy, which every
+    /// operation checks).
+    pub fn state(&self) -> crate::TenantState {
+        self.scope.tenant.state()
+    }
+
     /// A consistent snapshot of the tenant's tables.
     ///
     /// # Errors
@@ -80,6 +102,52 @@ impl TenantHandle {
         self.scope.begin_write()
     }
 
+    /// [`TenantHandle::begin_write`] waiting at most `timeout` for the tenant's write lock
+    /// instead of the engine's lock timeout: for callers with a deadline of their own, such as
+    /// a plugin invocation.
+    ///
+    /// # Errors
+    /// As [`TenantHandle::begin_write`]; [`crate::Error::LockTimeout`] after `timeout`.
+    pub fn begin_write_within(&self, timeout: Duration) -> Result<WriteTxn> {
+        self.scope.begin_write_within(timeout)
+    }
+
+    /// Commits `events` to the tenant's audit log now, in one durable commit, without taking
+    /// the tenant's write lock (so it never waits behind an open [`WriteTxn`]): for recording
+    /// what happened when a transaction could not be used, as the plugin host records an
+    /// invocation that failed. Each event is validated as [`WriteTxn::audit_event`] validates
+    /// it, reserved actions included, and together they may not exceed the engine's
+    /// transaction size cap.
+    ///
+    /// A component's handle ([`crate::Engine::component_handle`]) has its events' target,
+    /// message and outcome reason cut to the field limits rather than refused, and may also
+    /// record on a suspended tenant: the entries are then stored with outcome denied (an `Ok` or
+    /// `NoChange` one becomes `Denied`), and the call fails with
+    /// [`crate::Error::TenantSuspended`], as a refused commit is recorded.
+    ///
+    /// # Errors
+    /// An invalid or reserved event or too many bytes of them (nothing is recorded), a
+    /// suspended (for request code) or deleted tenant, or a storage failure.
+    pub fn record_audit(&self, events: Vec<AuditEvent>) -> Result<CommitReceipt> {
+        let events = if self.scope.component {
+            // A component's account of what happened is cut to fit, never refused for length.
+            events.into_iter().map(AuditEvent::fitted).collect()
+        } else {
+            self.scope.tenant.check_readable()?;
+            events
+        };
+        let max = self.scope.engine.options.max_txn_bytes;
+        let mut size = 0usize;
+        for event in &events {
+            self.scope.check_event(event)?;
+            size = size.saturating_add(event.approx_size());
+            if size > max {
+                return Err(crate::Error::TransactionTooLarge { size, max });
+            }
+        }
+        crate::txn::submit_audit(&self.scope, events)
+    }
+
     /// The tenant's audit log, newest first.
     ///
     /// # Errors
@@ -96,13 +164,6 @@ impl TenantHandle {
     pub fn export_audit_jsonl(&self, out: impl Write) -> Result<u64> {
         let snapshot = self.scope.snapshot()?;
         audit::write_jsonl(snapshot.txn(), AuditStream::Tenant(self.tenant_id()), out)
-    }
-
-    /// A handle on the tenant's reserved tables only (names starting with `_`), acting as the
-    /// same actor: for components built on the engine, such as the plugin host, which keeps a
-    /// tenant's plugins there. Never give such a handle to tenant-supplied code.
-    pub fn reserved_tables(&self) -> TenantHandle {
-        self.rescope(Access::Reserved, self.scope.actor.clone())
     }
 
     /// A handle whose audit entries name `origin` (for example a plugin, its version and an
@@ -127,6 +188,7 @@ impl TenantHandle {
             tenant: Arc::clone(&self.scope.tenant),
             actor,
             access,
+            component: self.scope.component,
         })
     }
 }

@@ -106,7 +106,7 @@ mod wal;
 
 pub use audit::{
     AuditEntry, AuditEvent, AuditQuery, AuditStream, MAX_ACTION_LEN, MAX_MESSAGE_LEN,
-    MAX_TARGET_LEN, Outcome, hash_hex,
+    MAX_TARGET_LEN, Outcome, check_request_action, hash_hex, is_reserved_action,
 };
 pub use commit::CommitReceipt;
 pub use context::{Context, MAX_FIELD_LEN, Operator};

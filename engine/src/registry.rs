@@ -37,7 +37,10 @@ impl TenantShared {
     }
 
     pub(crate) fn state(&self) -> TenantState {
-        TenantState::from_u8(self.state.load(Ordering::Acquire))
+        // Only `TenantState::to_u8` values are ever stored here (records are decoded, and
+        // refused if damaged, before they reach the registry); were another byte to appear,
+        // it would read as suspended: no access, and nothing deleted.
+        TenantState::from_u8(self.state.load(Ordering::Acquire)).unwrap_or(TenantState::Suspended)
     }
 
     /// Only [`Registry::set_state`] calls it, which also bumps the state generation that
@@ -74,9 +77,14 @@ impl TenantShared {
 
     /// Takes the tenant's write lock, waiting at most `timeout`.
     pub(crate) fn lock_writes(self: &Arc<Self>, timeout: Duration) -> Result<WriteLockGuard> {
-        let deadline = Instant::now() + timeout;
+        // A timeout too long to add to the clock waits as long as it takes.
+        let deadline = Instant::now().checked_add(timeout);
         let mut held = self.write_held.lock();
         while *held {
+            let Some(deadline) = deadline else {
+                self.write_released.wait(&mut held);
+                continue;
+            };
             if self
                 .write_released
                 .wait_until(&mut held, deadline)

@@ -108,19 +108,29 @@ pub(crate) struct TenantRecord {
 }
 
 impl TenantRecord {
-    pub(crate) fn state(&self) -> TenantState {
-        TenantState::from_u8(self.state)
+    /// The stored state.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] for a state byte no engine writes.
+    pub(crate) fn state(&self) -> Result<TenantState> {
+        TenantState::from_u8(self.state).ok_or_else(|| {
+            Error::Corrupted(format!(
+                "tenant record {:?}: unknown state byte {}",
+                self.name.chars().take(80).collect::<String>(),
+                self.state
+            ))
+        })
     }
 
-    pub(crate) fn info(&self, id: TenantId, usage: Usage) -> TenantInfo {
-        TenantInfo {
+    pub(crate) fn info(&self, id: TenantId, usage: Usage) -> Result<TenantInfo> {
+        Ok(TenantInfo {
             id,
             name: self.name.clone(),
-            state: self.state(),
+            state: self.state()?,
             usage,
             quota: self.quota,
             created_micros: self.created_micros,
-        }
+        })
     }
 }
 

@@ -241,7 +241,9 @@ impl WriteTxn {
     /// transaction (for example `tx.audit("project.archive", Some("archived by owner"))`).
     ///
     /// # Errors
-    /// An empty or over-long action or message ([`Error::InvalidField`]).
+    /// An empty or over-long action or message ([`Error::InvalidField`]); an action in a
+    /// reserved namespace such as `kv.put` ([`Error::ReservedAction`], see
+    /// [`crate::is_reserved_action`]); a transaction past its size cap.
     pub fn audit(&mut self, action: &str, message: Option<&str>) -> Result<()> {
         let mut event = AuditEvent::new(action.to_owned());
         if let Some(message) = message {
@@ -257,7 +259,7 @@ impl WriteTxn {
     /// As [`WriteTxn::audit`].
     pub fn audit_event(&mut self, event: AuditEvent) -> Result<()> {
         self.snapshot.check_readable()?;
-        event.validate()?;
+        self.scope.check_event(&event)?;
         self.grow(event.approx_size())?;
         self.events.push(event);
         Ok(())
@@ -365,6 +367,20 @@ impl WriteTxn {
         self.finish(None)
     }
 
+    /// Commits with one last audit event, `summary`, that is validated (so bounded by the field
+    /// limits, [`crate::MAX_MESSAGE_LEN`] and the others) but not counted against the size cap:
+    /// a component's account of what the transaction did, which must fit however close to the
+    /// cap the transaction came (the plugin host's `plugin.invoke` entry).
+    ///
+    /// # Errors
+    /// An invalid or reserved `summary`; otherwise as [`WriteTxn::commit`].
+    pub fn commit_with(mut self, summary: AuditEvent) -> Result<CommitReceipt> {
+        let summary = summary.fitted();
+        self.scope.check_event(&summary)?;
+        self.events.push(summary);
+        self.finish(None)
+    }
+
     /// Rolls the transaction's data changes back but commits its audit entries, each marked
     /// [`Outcome::Failed`] with `reason`: how the plugin host records a failed invocation.
     ///
@@ -374,9 +390,65 @@ impl WriteTxn {
         self.finish(Some(reason))
     }
 
+    /// Rolls the transaction's data changes back and records a bounded account of it: its
+    /// first audit entries, each marked [`Outcome::Failed`] with the short `reason` (the
+    /// summary carries the full story), as long as they add up to at most `max_bytes` as
+    /// stored (with the actor's fields each entry repeats), then `summary`, cut to the field
+    /// limits and with its message extended by how many entries were left out. The lock is
+    /// released first and the entries are committed as [`crate::TenantHandle::record_audit`]
+    /// commits them, so this never waits for the lock: how the plugin host records a failed
+    /// invocation, however much it attempted.
+    ///
+    /// # Errors
+    /// A reserved `summary` on a handle that may not record it (nothing is recorded), a
+    /// deleted tenant, or a storage failure.
+    pub fn rollback_summarised(
+        mut self,
+        reason: &str,
+        max_bytes: usize,
+        summary: AuditEvent,
+    ) -> Result<CommitReceipt> {
+        let summary = summary.fitted();
+        self.scope.check_event(&summary)?;
+        let scope = Arc::clone(&self.scope);
+        let events = std::mem::take(&mut self.events);
+        // Releases the write lock and discards the data changes.
+        drop(self);
+        let per_entry = scope.actor.stored_len();
+        let total = events.len();
+        let mut kept = Vec::new();
+        let mut bytes = 0usize;
+        for mut event in events {
+            event.mark_failed(reason);
+            bytes = bytes
+                .saturating_add(event.approx_size())
+                .saturating_add(per_entry);
+            if bytes > max_bytes {
+                break;
+            }
+            kept.push(event);
+        }
+        let mut summary = summary;
+        let left_out = total - kept.len();
+        if left_out > 0 {
+            let note = format!("{left_out} of its {total} audit entries not recorded");
+            let message = match summary.message.take() {
+                Some(message) => format!("{message}; {note}"),
+                None => note,
+            };
+            summary.message = Some(crate::audit::cut(message, crate::audit::MAX_MESSAGE_LEN));
+        }
+        kept.push(summary);
+        submit_audit(&scope, kept)
+    }
+
     fn finish(mut self, rollback: Option<&str>) -> Result<CommitReceipt> {
         self.snapshot.check_readable()?;
         if self.events.is_empty() && self.tables.values().all(|t| t.writes.is_empty()) {
+            // Nothing to write, but after a storage failure no commit succeeds, empty or not.
+            if let Some(failure) = self.scope.engine.committer.queue().failure() {
+                return Err(Error::EngineFailed(failure));
+            }
             return self.current_receipt();
         }
         let mut delta = UsageDelta::default();
@@ -417,13 +489,40 @@ impl WriteTxn {
     }
 
     fn current_receipt(&self) -> Result<CommitReceipt> {
-        let tails = self.snapshot.txn().open_table(schema::TAILS)?;
-        let head = schema::Tail::read(&tails, self.scope.tenant.id.get())?.head;
-        let (audit_seq, audit_head) = (head.seq, head.hash);
-        Ok(CommitReceipt {
-            audit_seq,
-            audit_head,
-        })
+        current_receipt(&self.snapshot, &self.scope)
+    }
+}
+
+/// The receipt of the tenant's audit head as of `snapshot`.
+fn current_receipt(snapshot: &Snapshot, scope: &Scope) -> Result<CommitReceipt> {
+    let tails = snapshot.txn().open_table(schema::TAILS)?;
+    let head = schema::Tail::read(&tails, scope.tenant.id.get())?.head;
+    let (audit_seq, audit_head) = (head.seq, head.hash);
+    Ok(CommitReceipt {
+        audit_seq,
+        audit_head,
+    })
+}
+
+/// Commits `drafts` to the scope's tenant stream without its write lock: a commit of audit
+/// entries only, which no transaction of the tenant can conflict with.
+pub(crate) fn submit_audit(scope: &Arc<Scope>, drafts: Vec<AuditEvent>) -> Result<CommitReceipt> {
+    if drafts.is_empty() {
+        return current_receipt(&scope.snapshot()?, scope);
+    }
+    let request = Request::Data(DataCommit {
+        tenant: scope.tenant.id,
+        actor: scope.actor.clone(),
+        tables: Vec::new(),
+        drafts,
+        delta: UsageDelta::default(),
+        apply: false,
+    });
+    match scope.engine.committer.queue().submit(request)? {
+        Reply::Receipt(receipt) => Ok(receipt),
+        other => Err(Error::Corrupted(format!(
+            "unexpected commit reply {other:?}"
+        ))),
     }
 }
 

@@ -54,13 +54,17 @@ impl TenantState {
         }
     }
 
-    pub(crate) fn from_u8(raw: u8) -> Self {
-        match raw {
+    /// The state stored as `raw`; `None` for a byte no version of the engine writes (a damaged
+    /// or edited record), which must never be read as any state, least of all `Deleted`: the
+    /// next open would purge the tenant's data.
+    pub(crate) fn from_u8(raw: u8) -> Option<Self> {
+        Some(match raw {
             0 => TenantState::Active,
             1 => TenantState::ReadOnly,
             2 => TenantState::Suspended,
-            _ => TenantState::Deleted,
-        }
+            3 => TenantState::Deleted,
+            _ => return None,
+        })
     }
 
     /// A lowercase name for the state, as printed in audit entries.

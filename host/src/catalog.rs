@@ -1,10 +1,10 @@
 //! Installed plugins: stored in the tenant's reserved tables, compiled once per version.
 //!
-//! | reserved table   | key          | value (bincode)                          |
-//! |------------------|--------------|------------------------------------------|
-//! | `_plugins`       | plugin name  | [`PluginRecord`]: version, exports, time |
-//! | `_plugin_code`   | version      | the wasm bytes                           |
-//! | `_host`          | `limits`     | the tenant's [`crate::Limits`] override  |
+//! | reserved table   | key          | value                                                 |
+//! |------------------|--------------|-------------------------------------------------------|
+//! | `_plugins`       | plugin name  | a versioned [`PluginInfo`] record (`crate::records`)  |
+//! | `_plugin_code`   | version      | the wasm bytes                                        |
+//! | `_host`          | `limits`     | a versioned [`crate::Limits`] record, the override    |
 //!
 //! The version is the BLAKE3 hash of the wasm bytes (hex), so the same bytes are stored once
 //! per tenant. The in-memory catalog maps `(tenant, name)` to an `Arc<LoadedPlugin>`; installing
@@ -42,9 +42,6 @@ pub struct PluginInfo {
     /// When it was installed, in microseconds since the Unix epoch.
     pub installed_micros: i64,
 }
-
-/// The stored record of an installed plugin.
-pub(crate) type PluginRecord = PluginInfo;
 
 /// A compiled plugin version, ready to instantiate.
 pub(crate) struct LoadedPlugin {
@@ -124,13 +121,12 @@ impl Catalog {
 }
 
 /// The stored record of `name`, if installed.
-pub(crate) fn record(
-    reserved: &TenantHandle,
-    name: &str,
-) -> Result<Option<PluginRecord>, HostError> {
+pub(crate) fn record(reserved: &TenantHandle, name: &str) -> Result<Option<PluginInfo>, HostError> {
     Ok(reserved
         .begin_read()?
-        .get_value::<PluginRecord>(PLUGINS, name.as_bytes())?)
+        .get(PLUGINS, name.as_bytes())?
+        .map(|bytes| crate::records::decode_plugin(&bytes))
+        .transpose()?)
 }
 
 /// The wasm bytes of `version`.

@@ -34,6 +34,10 @@ pub struct Limits {
     /// Invocations of one tenant running at once; more fail fast with
     /// [`crate::InvokeError::Busy`]. Default 4.
     pub concurrency: u32,
+    /// Entries a plugin may add with `audit_log` in one invocation; more get status
+    /// `LimitExceeded` (the invocation goes on). Default 1,000. The host's own records of the
+    /// invocation's calls are bounded by [`Limits::host_calls`] instead.
+    pub audit_entries: u32,
 }
 
 impl Default for Limits {
@@ -49,6 +53,7 @@ impl Default for Limits {
             output_bytes: 1 << 20,
             debug_log_bytes: 64 << 10,
             concurrency: 4,
+            audit_entries: 1_000,
         }
     }
 }
@@ -97,6 +102,12 @@ impl Limits {
     /// Sets [`Limits::concurrency`].
     pub fn concurrency(mut self, invocations: u32) -> Self {
         self.concurrency = invocations;
+        self
+    }
+
+    /// Sets [`Limits::audit_entries`].
+    pub fn audit_entries(mut self, entries: u32) -> Self {
+        self.audit_entries = entries;
         self
     }
 }

@@ -53,8 +53,13 @@ pub enum HostError {
     Runtime(String),
 }
 
-/// Why an invocation failed. Every variant means nothing the invocation wrote was kept; the
-/// failure and the host calls it made are in the tenant's audit log.
+/// Why an invocation failed. Every variant means nothing the invocation wrote was kept.
+///
+/// Every failure of an invocation that started is recorded in the tenant's audit log: a
+/// `plugin.invoke` entry with the reason, after the first 64 KiB of the entries its calls made,
+/// each marked failed (ABI §4.4). Refusals before anything of the tenant's ran are not
+/// recorded, so that a flood of them cannot flood the log: [`InvokeError::Busy`],
+/// [`InvokeError::UnknownPlugin`] and [`InvokeError::UnknownFunction`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InvokeError {
@@ -70,6 +75,7 @@ pub enum InvokeError {
         function: String,
     },
     /// The tenant is at its concurrency limit, or every instance slot is taken; retry later.
+    /// Refused before any code ran, and not recorded in the audit log.
     #[error("busy: {limit} of {value} reached")]
     Busy {
         /// Which limit: `tenant concurrency` or `instance pool`.
@@ -145,7 +151,10 @@ pub enum InvokeError {
     /// The plugin returned an error of its own.
     #[error("plugin returned an error: {0}")]
     Plugin(String),
-    /// The engine refused or failed (tenant state, quota, storage).
+    /// The engine refused or failed (tenant state, quota, storage). A plugin that fails after
+    /// the host refused it a write or an audit entry because the tenant is read-only is
+    /// reported as `Engine(TenantReadOnly)`: the tenant's state is why it failed (its own
+    /// message is in the audit log).
     #[error(transparent)]
     Engine(#[from] tenantry_engine::Error),
 }

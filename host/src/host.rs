@@ -15,6 +15,7 @@ use crate::config::{HostConfig, Limits};
 use crate::error::{HostError, InvokeError};
 use crate::hostcalls;
 use crate::invoke::{self, HostState};
+use crate::records;
 use crate::runtime;
 use crate::validate;
 
@@ -84,7 +85,10 @@ impl PluginHost {
         })
     }
 
-    /// The engine this host runs on.
+    /// The engine this host runs on. Whoever holds a `PluginHost` holds its `Engine`, and so
+    /// the owner's capabilities (reserved tables, component handles): hand request code
+    /// [`TenantHandle`]s and a way to call [`PluginHost::invoke`], not the host itself, where
+    /// that matters.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
     }
@@ -96,8 +100,8 @@ impl PluginHost {
     /// A bad name, a module that is too large, invalid, imports anything but `tenantry:v1`,
     /// breaks the ABI or takes too long to compile; or an engine error.
     pub fn install(&self, ctx: &Context, name: &str, wasm: &[u8]) -> Result<PluginInfo, HostError> {
-        let handle = self.inner.engine.tenant(ctx)?;
-        self.install_with(&handle.reserved_tables(), name, wasm)
+        let reserved = self.inner.engine.reserved_tables(ctx)?;
+        self.install_with(&reserved, name, wasm)
     }
 
     /// Installs a plugin on a tenant's behalf, audited as the operator.
@@ -149,8 +153,15 @@ impl PluginHost {
         if txn.get(catalog::CODE, version.as_bytes())?.is_none() {
             txn.put(catalog::CODE, version.as_bytes(), wasm)?;
         }
-        let previous = txn.get_value::<PluginInfo>(catalog::PLUGINS, name.as_bytes())?;
-        txn.put_value(catalog::PLUGINS, name.as_bytes(), &plugin.info)?;
+        let previous = txn
+            .get(catalog::PLUGINS, name.as_bytes())?
+            .map(|bytes| records::decode_plugin(&bytes))
+            .transpose()?;
+        txn.put(
+            catalog::PLUGINS,
+            name.as_bytes(),
+            &records::encode_plugin(&plugin.info)?,
+        )?;
         let mut event = AuditEvent::new("plugin.install")
             .target(name)
             .message(format!(
@@ -228,7 +239,7 @@ impl PluginHost {
     /// # Errors
     /// An engine error.
     pub fn list_plugins(&self, ctx: &Context) -> Result<Vec<PluginInfo>, HostError> {
-        let reserved = self.inner.engine.tenant(ctx)?.reserved_tables();
+        let reserved = self.inner.engine.reserved_tables(ctx)?;
         self.list_with(&reserved)
     }
 
@@ -249,10 +260,8 @@ impl PluginHost {
         let read = reserved.begin_read()?;
         let mut out = Vec::new();
         for item in read.scan_prefix(catalog::PLUGINS, b"")? {
-            let (key, _) = item?;
-            if let Some(info) = read.get_value::<PluginInfo>(catalog::PLUGINS, &key)? {
-                out.push(info);
-            }
+            let (_, bytes) = item?;
+            out.push(records::decode_plugin(&bytes)?);
         }
         Ok(out)
     }
@@ -262,7 +271,7 @@ impl PluginHost {
     /// # Errors
     /// [`HostError::UnknownPlugin`] or an engine error.
     pub fn remove(&self, ctx: &Context, name: &str) -> Result<(), HostError> {
-        let reserved = self.inner.engine.tenant(ctx)?.reserved_tables();
+        let reserved = self.inner.engine.reserved_tables(ctx)?;
         self.remove_with(&reserved, name)
     }
 
@@ -279,16 +288,15 @@ impl PluginHost {
         catalog::validate_name(name)?;
         let mut txn = reserved.begin_write()?;
         let info = txn
-            .get_value::<PluginInfo>(catalog::PLUGINS, name.as_bytes())?
+            .get(catalog::PLUGINS, name.as_bytes())?
+            .map(|bytes| records::decode_plugin(&bytes))
+            .transpose()?
             .ok_or_else(|| HostError::UnknownPlugin(name.to_owned()))?;
         txn.delete(catalog::PLUGINS, name.as_bytes())?;
         let still_used = txn
             .scan_prefix(catalog::PLUGINS, b"")?
             .filter_map(Result::ok)
-            .any(|(_, v)| {
-                tenantry_engine::decode_value::<PluginInfo>(&v)
-                    .is_ok_and(|p| p.version == info.version)
-            });
+            .any(|(_, v)| records::decode_plugin(&v).is_ok_and(|p| p.version == info.version));
         if !still_used {
             txn.delete(catalog::CODE, info.version.as_bytes())?;
         }
@@ -315,7 +323,11 @@ impl PluginHost {
     ) -> Result<(), HostError> {
         let reserved = self.inner.engine.reserved_handle(op, tenant)?;
         let mut txn = reserved.begin_write()?;
-        txn.put_value(catalog::HOST, catalog::LIMITS_KEY, &limits)?;
+        txn.put(
+            catalog::HOST,
+            catalog::LIMITS_KEY,
+            &records::encode_limits(&limits)?,
+        )?;
         txn.audit_event(AuditEvent::new("plugin.set_limits").message(format!("{limits:?}")))?;
         txn.commit()?;
         self.inner.limits.write().insert(tenant, self.clamp(limits));
@@ -327,16 +339,17 @@ impl PluginHost {
         limits
     }
 
-    /// The limits in force for the tenant of `handle`.
-    fn limits(&self, handle: &TenantHandle) -> Result<Limits, HostError> {
-        let tenant = handle.tenant_id();
+    /// The limits in force for the tenant of `reserved`, a handle on its reserved tables.
+    fn limits(&self, reserved: &TenantHandle) -> Result<Limits, HostError> {
+        let tenant = reserved.tenant_id();
         if let Some(limits) = self.inner.limits.read().get(&tenant) {
             return Ok(*limits);
         }
-        let stored = handle
-            .reserved_tables()
+        let stored = reserved
             .begin_read()?
-            .get_value::<Limits>(catalog::HOST, catalog::LIMITS_KEY)?;
+            .get(catalog::HOST, catalog::LIMITS_KEY)?
+            .map(|bytes| records::decode_limits(&bytes))
+            .transpose()?;
         let limits = self.clamp(stored.unwrap_or(self.inner.config.limits));
         self.inner.limits.write().insert(tenant, limits);
         Ok(limits)
@@ -350,16 +363,27 @@ impl PluginHost {
         self.limits(&self.inner.engine.reserved_handle(op, tenant)?)
     }
 
-    /// The compiled plugin `name` of the handle's tenant, compiling it on first use.
-    fn plugin(&self, handle: &TenantHandle, name: &str) -> Result<Arc<LoadedPlugin>, InvokeError> {
-        let tenant = handle.tenant_id();
+    /// The compiled plugin `name` of the tenant of `reserved`, compiling it on first use.
+    fn plugin(
+        &self,
+        reserved: &TenantHandle,
+        name: &str,
+    ) -> Result<Arc<LoadedPlugin>, InvokeError> {
+        let tenant = reserved.tenant_id();
         if let Some(plugin) = self.inner.catalog.get(tenant, name) {
             return Ok(plugin);
         }
-        let reserved = handle.reserved_tables();
-        let info = catalog::record(&reserved, name)?
+        let info = catalog::record(reserved, name)?
             .ok_or_else(|| InvokeError::UnknownPlugin(name.to_owned()))?;
-        let code = catalog::code(&reserved, &info.version)?;
+        let code = catalog::code(reserved, &info.version)?;
+        // The version is the code's hash: stored code that does not match it was rewritten
+        // behind the host's back (install validates and swaps; nothing else writes there).
+        if blake3::hash(&code).to_hex().as_str() != info.version {
+            return Err(InvokeError::Abi(format!(
+                "the stored code of plugin {name:?} does not match its version {}: refusing to run it",
+                info.version
+            )));
+        }
         let module = validate::compile(
             &self.inner.wasm,
             &code,
@@ -398,10 +422,21 @@ impl PluginHost {
         input: &[u8],
     ) -> Result<Vec<u8>, InvokeError> {
         let started = Instant::now();
-        let handle = self.inner.engine.tenant(ctx)?;
+        // A component's handle: the invocation records its host calls (`kv.get`, ...) and its
+        // outcome (`plugin.invoke`), which request code may not.
+        let handle = self.inner.engine.component_handle(ctx)?;
         let tenant = handle.tenant_id();
-        let limits = self.limits(&handle)?;
-        let loaded = self.plugin(&handle, plugin)?;
+        let cached = (
+            self.inner.limits.read().get(&tenant).copied(),
+            self.inner.catalog.get(tenant, plugin),
+        );
+        let (limits, loaded) = match cached {
+            (Some(limits), Some(loaded)) => (limits, loaded),
+            _ => {
+                let reserved = self.inner.engine.reserved_tables(ctx)?;
+                (self.limits(&reserved)?, self.plugin(&reserved, plugin)?)
+            }
+        };
         let Some(&export) = loaded.function(function) else {
             return Err(InvokeError::UnknownFunction {
                 plugin: plugin.to_owned(),
@@ -423,7 +458,10 @@ impl PluginHost {
         let _entered = span.enter();
         let counter = self.tenant_counter(tenant);
         let audit = self.inner.config.audit_host_calls;
-        let state = HostState::new(Some(handle), loaded, id, limits, audit, started);
+        // The deadline runs from here: compiling the plugin on its first use is not the
+        // guest's time (the store's epoch deadline is set from here too).
+        let mut state = HostState::new(Some(handle), loaded, id, limits, audit, Instant::now());
+        state.pool_instances = self.inner.config.pool_instances;
         let (state, result) = if input.len() > limits.input_bytes as usize {
             let len = input.len();
             (
@@ -460,6 +498,14 @@ impl PluginHost {
                 span.record("host_calls", store.data().host_calls);
             }
             (store.into_data(), result)
+        };
+        // wasmtime's pool stayed full until the deadline: refused before any guest code ran,
+        // and not recorded, like the host's own `Busy`.
+        let result = match result {
+            Err(busy @ InvokeError::Busy { .. }) => {
+                return Err(record_outcome(&span, started, busy));
+            }
+            other => other,
         };
         match invoke::finish(state, function, result) {
             Ok(output) => {

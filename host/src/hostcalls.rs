@@ -126,6 +126,7 @@ fn status_of(err: &EngineError) -> Option<Status> {
 fn recoverable(state: &mut HostState, err: EngineError) -> Result<Status, InvokeError> {
     match status_of(&err) {
         Some(status) => {
+            state.refused_read_only |= matches!(status, Status::ReadOnly);
             state.last_error = Some(err.to_string());
             state.result.clear();
             Ok(status)
@@ -309,8 +310,11 @@ fn get(
             Ok(Some(())) => {
                 let len = state.result.len();
                 count_read(state, key.len() + len)?;
-                if audit {
-                    state.audit(event().message(format!("found, {len} bytes")))?;
+                if audit
+                    && let Some(status) =
+                        state.audit(event().message(format!("found, {len} bytes")))?
+                {
+                    return Ok(i64::from(status.code()));
                 }
                 if let Some(dst) = dst.filter(|dst| len <= dst.len()) {
                     guest.write(function, dst, &state.result)?;
@@ -319,15 +323,18 @@ fn get(
             }
             Ok(None) => {
                 state.result.clear();
-                if audit {
-                    state.audit(event().outcome(Outcome::NoChange).message("not found"))?;
+                if audit
+                    && let Some(status) =
+                        state.audit(event().outcome(Outcome::NoChange).message("not found"))?
+                {
+                    return Ok(i64::from(status.code()));
                 }
                 Ok(i64::from(Status::NotFound.code()))
             }
             Err(err) => {
                 let reason = err.to_string();
                 let status = recoverable(state, err)?;
-                state.audit(event().outcome(Outcome::Denied(reason)))?;
+                state.audit_refusal(event().outcome(Outcome::Denied(reason)))?;
                 Ok(i64::from(status.code()))
             }
         }
@@ -371,7 +378,7 @@ fn kv_put(
                         .target(audit_target(table, key))
                         .outcome(Outcome::Denied(err.to_string()));
                     let status = recoverable(state, err)?;
-                    state.audit(event)?;
+                    state.audit_refusal(event)?;
                     Ok(status.code())
                 }
             }
@@ -398,7 +405,7 @@ fn kv_delete(mut caller: Call<'_>, tp: i32, tl: i32, kp: i32, kl: i32) -> wasmti
                         .target(audit_target(table, key))
                         .outcome(Outcome::Denied(err.to_string()));
                     let status = recoverable(state, err)?;
-                    state.audit(event)?;
+                    state.audit_refusal(event)?;
                     Ok(status.code())
                 }
             }
@@ -494,11 +501,12 @@ fn kv_scan(mut caller: Call<'_>, rp: i32, rl: i32) -> wasmtime::Result<i64> {
             })?;
         if state.audit {
             let more = if more { ", more follow" } else { "" };
-            state.audit(
-                AuditEvent::new("kv.scan")
-                    .target(format!("{table}/({what})"))
-                    .message(format!("{count} entries{more}")),
-            )?;
+            let event = AuditEvent::new("kv.scan")
+                .target(format!("{table}/({what})"))
+                .message(format!("{count} entries{more}"));
+            if let Some(status) = state.audit(event)? {
+                return Ok(i64::from(status.code()));
+            }
         }
         let len = response.len() as i64;
         state.result = response;
@@ -544,13 +552,38 @@ fn audit_log(mut caller: Call<'_>, ap: i32, al: i32, mp: i32, ml: i32) -> wasmti
             state.last_error = Some("the action and message must be UTF-8".into());
             return Ok(Status::InvalidArgument.code());
         };
+        // The engine's, the host's and operators' actions (`kv.put`, `plugin.invoke`, ...),
+        // and anything that looks like one, cannot be claimed by a plugin: an `Ok` `kv.put`
+        // entry exists only if the put did. (The invocation's own handle may record them.)
+        if let Err(err) = tenantry_engine::check_request_action(&action) {
+            return Ok(refuse(state, Status::InvalidArgument, err.to_string()).code());
+        }
+        // Read-only refuses the plugin's entries as it refuses its writes (ABI §6.5); a
+        // suspended tenant ends the invocation at the engine's check below.
+        if let Some(handle) = &state.handle
+            && handle.state() == tenantry_engine::TenantState::ReadOnly
+        {
+            state.refused_read_only = true;
+            let message = format!("tenant {} is read-only", handle.tenant_id());
+            return Ok(refuse(state, Status::ReadOnly, message).code());
+        }
+        if state.audit_entries >= state.limits.audit_entries {
+            let message = format!(
+                "the limit of {} audit entries per invocation is reached",
+                state.limits.audit_entries
+            );
+            return Ok(refuse(state, Status::LimitExceeded, message).code());
+        }
         // The plugin's own entry is always recorded, audit switch or not: it is its data.
         let mut event = AuditEvent::new(action);
         if let Some(message) = message {
             event = event.message(message);
         }
         match state.txn()?.audit_event(event) {
-            Ok(()) => Ok(0),
+            Ok(()) => {
+                state.audit_entries += 1;
+                Ok(0)
+            }
             Err(err) => Ok(recoverable(state, err)?.code()),
         }
     })
@@ -577,6 +610,9 @@ fn debug_log(mut caller: Call<'_>, p: i32, l: i32) -> wasmtime::Result<i32> {
 
 fn output(mut caller: Call<'_>, p: i32, l: i32) -> wasmtime::Result<i32> {
     guarded(&mut caller, |caller| {
+        // The range first, as every import checks it (ABI §6): a bad one is bad arguments,
+        // whatever its length.
+        check(caller, "output", p, l)?;
         let limit = caller.data().limits.output_bytes;
         if l as u32 > limit {
             return Err(InvokeError::OutputTooLarge { limit });

@@ -1,11 +1,13 @@
 //! One invocation: a fresh instance, its limits, its transaction, and how it ends.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tenantry_engine::{AuditEvent, Outcome, TenantHandle, WriteTxn};
-use tenantry_sdk::wire;
-use wasmtime::{Extern, Memory, ModuleExport, ResourceLimiter, Store, Trap};
+use tenantry_engine::{AuditEvent, Error as EngineError, Outcome, TenantHandle, WriteTxn};
+use tenantry_sdk::wire::{self, Status};
+use wasmtime::{
+    Extern, Memory, ModuleExport, PoolConcurrencyLimitError, ResourceLimiter, Store, Trap,
+};
 
 use crate::catalog::LoadedPlugin;
 use crate::config::Limits;
@@ -56,7 +58,7 @@ pub(crate) struct Scratch {
 /// Everything one store holds: exactly one tenant's handle, nothing that names another.
 pub(crate) struct HostState {
     /// `None` while a module is checked at install: host calls then fail.
-    handle: Option<TenantHandle>,
+    pub(crate) handle: Option<TenantHandle>,
     /// The plugin version running and the invocation's id: the origin of its audit entries.
     plugin: Arc<LoadedPlugin>,
     invocation: u64,
@@ -79,6 +81,13 @@ pub(crate) struct HostState {
     /// Why a host function ended the invocation; takes precedence over the trap it caused.
     pub(crate) failure: Option<InvokeError>,
     pub(crate) audit: bool,
+    /// Entries the plugin added with `audit_log`, against [`Limits::audit_entries`].
+    pub(crate) audit_entries: u32,
+    /// A write or audit entry was refused because the tenant is read-only: if the invocation
+    /// then fails, that is why (see [`finish`]).
+    pub(crate) refused_read_only: bool,
+    /// The host's instance slots, for a `Busy` error.
+    pub(crate) pool_instances: u32,
 }
 
 impl HostState {
@@ -102,7 +111,10 @@ impl HostState {
                 max_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
                 refused: false,
             },
-            deadline: started + limits.wall_time,
+            // A wall time too long to add to the clock is as good as none.
+            deadline: started
+                .checked_add(limits.wall_time)
+                .unwrap_or(started + Duration::from_secs(1 << 32)),
             limits,
             host_calls: 0,
             bytes_read: 0,
@@ -114,6 +126,9 @@ impl HostState {
             output: None,
             failure: None,
             audit,
+            audit_entries: 0,
+            refused_read_only: false,
+            pool_instances: 0,
         }
     }
 
@@ -135,7 +150,9 @@ impl HostState {
         )))
     }
 
-    /// The invocation's transaction, begun on first use.
+    /// The invocation's transaction, begun on first use. The wait for the tenant's write lock
+    /// is bounded by the invocation's deadline, not the engine's lock timeout, and ends with
+    /// the invocation's own [`InvokeError::Timeout`].
     pub(crate) fn txn(&mut self) -> Result<&mut WriteTxn, InvokeError> {
         if self.txn.is_none() {
             let handle = self.origin_handle().ok_or_else(|| {
@@ -143,17 +160,52 @@ impl HostState {
                     "host calls are not available while a module is checked at install".into(),
                 )
             })?;
-            self.txn = Some(handle.begin_write()?);
+            let timeout = InvokeError::Timeout {
+                limit: self.limits.wall_time,
+            };
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timeout);
+            }
+            match handle.begin_write_within(left) {
+                Ok(txn) => self.txn = Some(txn),
+                Err(EngineError::LockTimeout { .. }) => return Err(timeout),
+                Err(err) => return Err(err.into()),
+            }
         }
         self.txn
             .as_mut()
             .ok_or_else(|| InvokeError::Abi("no transaction".into()))
     }
 
-    /// Records a host call's audit event in the invocation's transaction.
-    pub(crate) fn audit(&mut self, event: AuditEvent) -> Result<(), InvokeError> {
+    /// Records a host call's audit event in the invocation's transaction. These entries count
+    /// toward the transaction's size cap like everything else it commits; one that does not
+    /// fit is `Ok(Some(Status::TransactionTooLarge))`, for the host call to return instead of
+    /// its result (ABI §9), with the result buffer emptied.
+    pub(crate) fn audit(&mut self, event: AuditEvent) -> Result<Option<Status>, InvokeError> {
         if self.audit {
-            self.txn()?.audit_event(event)?;
+            match self.txn()?.audit_event(event) {
+                Ok(()) => {}
+                Err(err @ EngineError::TransactionTooLarge { .. }) => {
+                    self.last_error = Some(format!("the call's audit entry does not fit: {err}"));
+                    self.result.clear();
+                    return Ok(Some(Status::TransactionTooLarge));
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Records a refused call's audit event. One that does not fit the cap is left out: the
+    /// call returns its refusal's status all the same, and the error record keeps the
+    /// refusal's message.
+    pub(crate) fn audit_refusal(&mut self, event: AuditEvent) -> Result<(), InvokeError> {
+        if self.audit {
+            match self.txn()?.audit_event(event) {
+                Ok(()) | Err(EngineError::TransactionTooLarge { .. }) => {}
+                Err(err) => return Err(err.into()),
+            }
         }
         Ok(())
     }
@@ -175,10 +227,7 @@ pub(crate) fn run(
     input: &[u8],
 ) -> Result<Vec<u8>, InvokeError> {
     let plugin = Arc::clone(&store.data().plugin);
-    let instance = plugin
-        .pre
-        .instantiate(&mut *store)
-        .map_err(|e| classify(store, e))?;
+    let instance = instantiate(store, &plugin)?;
     let memory = instance
         .get_module_export(&mut *store, &plugin.memory)
         .and_then(Extern::into_memory)
@@ -225,12 +274,40 @@ pub(crate) fn run(
     let output = store.data_mut().output.take().unwrap_or_default();
     match status {
         wire::FUNCTION_OK => Ok(output),
+        wire::FUNCTION_ERROR if output.is_empty() => Err(InvokeError::Plugin(format!(
+            "function `{name}` failed without an error message"
+        ))),
         wire::FUNCTION_ERROR => Err(InvokeError::Plugin(
             String::from_utf8_lossy(&output[..output.len().min(4096)]).into_owned(),
         )),
         other => Err(InvokeError::Abi(format!(
             "function `{name}` returned status {other}, not 0 or 1"
         ))),
+    }
+}
+
+/// Instantiates `plugin` in `store`. The host admits at most `pool_instances` invocations
+/// and wasmtime's pool has more slots (`runtime::engine`), but a slot another invocation
+/// released can still be on its way back (wasmtime decommits freed memories in batches, with
+/// no lock held): a full pool is retried until a slot is back, up to the deadline, and only
+/// then is the invocation `Busy`. No guest code has run when the pool refuses.
+fn instantiate(
+    store: &mut Store<HostState>,
+    plugin: &LoadedPlugin,
+) -> Result<wasmtime::Instance, InvokeError> {
+    let mut pause = Duration::from_micros(20);
+    loop {
+        match plugin.pre.instantiate(&mut *store) {
+            Ok(instance) => return Ok(instance),
+            Err(err)
+                if err.is::<PoolConcurrencyLimitError>()
+                    && Instant::now() + pause < store.data().deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(1));
+            }
+            Err(err) => return Err(classify(store, err)),
+        }
     }
 }
 
@@ -246,19 +323,34 @@ fn classify(store: &mut Store<HostState>, err: wasmtime::Error) -> InvokeError {
             limit_bytes: limits.memory_bytes,
         };
     }
+    if err.is::<PoolConcurrencyLimitError>() {
+        // Retried until the deadline (`instantiate`): no guest code ran, the pool was busy.
+        return InvokeError::Busy {
+            limit: "instance pool",
+            value: state.pool_instances,
+        };
+    }
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => InvokeError::OutOfFuel { limit: limits.fuel },
         Some(Trap::Interrupt) => InvokeError::Timeout {
             limit: limits.wall_time,
         },
         Some(trap) => InvokeError::Trap(trap.to_string()),
-        // The pool cannot be exhausted here: `invoke` holds a pool slot before it instantiates.
         None => InvokeError::Trap(format!("{err:#}")),
     }
 }
 
+/// Most bytes of a failed invocation's audit entries that its failure record keeps (ABI §4.4):
+/// the first of the calls it made, then a `plugin.invoke` entry saying how many were left out.
+pub(crate) const FAILURE_RECORD_BYTES: usize = 64 << 10;
+
 /// Commits or rolls back the invocation's transaction and records how it ended, as a
 /// `plugin.invoke` entry targeting `plugin/function`.
+///
+/// A failure is always recorded, bounded in size and without waiting for the tenant's write
+/// lock: the first [`FAILURE_RECORD_BYTES`] of the entries its calls made, each marked failed,
+/// then the `plugin.invoke` entry with the reason (`WriteTxn::rollback_summarised`). So is a
+/// successful run whose commit fails, unless the engine recorded the refusal itself.
 pub(crate) fn finish(
     mut state: HostState,
     function: &str,
@@ -269,36 +361,62 @@ pub(crate) fn finish(
             .target(format!("{}/{function}", state.plugin_name()))
             .message(format!("{} host calls", state.host_calls))
     };
-    match result {
+    let err = match result {
         Ok(output) => {
-            let Some(mut txn) = state.txn.take() else {
+            let Some(txn) = state.txn.take() else {
                 return Ok(output); // no host call: nothing touched, nothing to record
             };
-            if state.audit {
-                txn.audit_event(summary(&state))?;
-            }
-            txn.commit()?;
-            Ok(output)
-        }
-        Err(err) => {
-            let reason = err.to_string();
-            let txn = match state.txn.take() {
-                Some(txn) => Some(txn),
-                None => state
-                    .origin_handle()
-                    .and_then(|handle| handle.begin_write().ok()),
+            // The summary fits however close to its cap the transaction came.
+            let committed = if state.audit {
+                txn.commit_with(summary(&state))
+            } else {
+                txn.commit()
             };
-            if let Some(mut txn) = txn {
-                // A failure is always recorded, even with host-call auditing off.
-                let event = summary(&state).outcome(Outcome::Failed(reason.clone()));
-                if let Err(audit_err) = txn.audit_event(event) {
-                    tracing::warn!(%audit_err, "could not add the failure to the audit log");
+            return match committed {
+                Ok(_) => Ok(output),
+                // A commit refused by the tenant's quota or state recorded the invocation's
+                // entries as denied itself; any other failure of it is recorded here.
+                Err(err @ (EngineError::QuotaExceeded { .. } | EngineError::TenantReadOnly(_))) => {
+                    Err(err.into())
                 }
-                if let Err(audit_err) = txn.rollback_audited(&reason) {
-                    tracing::error!(%audit_err, "could not record a failed invocation");
+                Err(err) => {
+                    let err = InvokeError::from(err);
+                    let event = summary(&state).outcome(Outcome::Failed(err.to_string()));
+                    report(state.origin_handle().map(|h| h.record_audit(vec![event])));
+                    Err(err)
                 }
-            }
-            Err(err)
+            };
         }
+        Err(err) => err,
+    };
+    let event = summary(&state).outcome(Outcome::Failed(err.to_string()));
+    report(match state.txn.take() {
+        Some(txn) => Some(txn.rollback_summarised(ROLLED_BACK, FAILURE_RECORD_BYTES, event)),
+        None => state
+            .origin_handle()
+            .map(|handle| handle.record_audit(vec![event])),
+    });
+    // A plugin that failed after being refused a write because the tenant is read-only failed
+    // because of the tenant's state: say so, as the engine does for a write of its own (the
+    // plugin's own message is the reason recorded above).
+    match err {
+        InvokeError::Plugin(_) if state.refused_read_only => {
+            Err(state.handle.as_ref().map_or(err, |h| {
+                InvokeError::Engine(EngineError::TenantReadOnly(h.tenant_id()))
+            }))
+        }
+        other => Err(other),
+    }
+}
+
+/// How each entry of a failed invocation is marked; its `plugin.invoke` entry says why.
+const ROLLED_BACK: &str = "rolled back with its invocation";
+
+/// Logs a failure record that could not be made. On a suspended tenant it was made, as denied.
+fn report(recorded: Option<Result<tenantry_engine::CommitReceipt, EngineError>>) {
+    if let Some(Err(audit_err)) = recorded
+        && !matches!(audit_err, EngineError::TenantSuspended(_))
+    {
+        tracing::error!(%audit_err, "could not record a failed invocation");
     }
 }

@@ -27,6 +27,7 @@ mod host;
 mod hostcalls;
 mod invoke;
 mod memory;
+mod records;
 mod runtime;
 mod validate;
 

@@ -58,6 +58,9 @@ fn show(sig: &Signature) -> String {
     format!("{:?} -> {:?}", sig.params, sig.results)
 }
 
+/// Longest name of a plugin function.
+pub(crate) const MAX_FUNCTION_NAME_LEN: usize = 128;
+
 /// Checks imports and exports against the ABI; returns the plugin functions, sorted.
 pub(crate) fn check_abi(module: &Module) -> Result<Vec<String>, HostError> {
     for import in module.imports() {
@@ -110,6 +113,13 @@ pub(crate) fn check_abi(module: &Module) -> Result<Vec<String>, HostError> {
             continue;
         }
         if let ExternType::Func(ty) = export.ty() {
+            // Callers name it, and the audit log records `plugin/function` as a target.
+            if export.name().len() > MAX_FUNCTION_NAME_LEN {
+                return Err(HostError::Abi(format!(
+                    "exported function `{}…` has a name longer than {MAX_FUNCTION_NAME_LEN} bytes",
+                    export.name().chars().take(40).collect::<String>()
+                )));
+            }
             if !matches(&ty, wire::FUNCTION_PARAMS, wire::FUNCTION_RESULTS) {
                 return Err(HostError::Abi(format!(
                     "exported function `{}` must have the signature (i32, i32) -> i32",

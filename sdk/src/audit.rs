@@ -1,7 +1,12 @@
 //! The tenant's tamper-evident audit log.
 //!
-//! An entry is written inside the invocation's transaction: if the function fails or traps,
-//! its audit entries are discarded together with its writes.
+//! An entry is written inside the invocation's transaction and committed with its writes. If
+//! the function fails or traps, the writes are discarded but the entries are not: the host
+//! keeps a bounded account of the failed invocation (its first entries, each marked failed,
+//! and a `plugin.invoke` entry with the reason), so the tenant's log still shows what was
+//! attempted. Actions in the engine's and the host's namespaces (`kv.*`, `tenant.*`,
+//! `operator.*`, `plugin.*`, `unscoped.*`, `audit.*`, `engine.*`, `system.*`, `tenantry.*`)
+//! are refused: they record what the engine itself did.
 
 use crate::{Error, abi, host};
 
@@ -17,9 +22,10 @@ use crate::{Error, abi, host};
 ///
 /// # Errors
 /// [`Error::Host`] with [`Status::InvalidArgument`](crate::Status::InvalidArgument) for an
-/// empty action, [`Status::LimitExceeded`](crate::Status::LimitExceeded) when the action,
-/// the message or the number of entries is over the host's limits, or
-/// [`Status::ReadOnly`](crate::Status::ReadOnly).
+/// empty or reserved action, [`Status::LimitExceeded`](crate::Status::LimitExceeded) when the
+/// action, the message or the number of entries is over the host's limits,
+/// [`Status::ReadOnly`](crate::Status::ReadOnly) on a read-only tenant, or
+/// [`Status::TransactionTooLarge`](crate::Status::TransactionTooLarge).
 pub fn log(action: &str, message: Option<&str>) -> Result<(), Error> {
     let code = abi::audit_log(action.as_bytes(), message.map(str::as_bytes))?;
     host::check(i64::from(code)).map(|_| ())

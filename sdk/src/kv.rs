@@ -4,7 +4,8 @@
 //! Tables are created on first write; a table name is 1 to 64 bytes of `[A-Za-z0-9_.-]`. Keys
 //! compare bytewise, so big-endian integers (`id.to_be_bytes()`) sort numerically. Every
 //! function runs inside the invocation's transaction: reads see the invocation's own writes,
-//! and all writes are discarded if the function fails or traps.
+//! and all writes are discarded if the function fails or traps (its audit entries are kept,
+//! marked failed, up to a bound: see [`crate::audit`]).
 //!
 //! Typed values use bincode 2 in serde mode with `bincode::config::standard()`, the encoding the
 //! engine uses for its own `put_value`/`get_value`, so both sides can read each other's values.

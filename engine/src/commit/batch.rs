@@ -396,8 +396,11 @@ impl<'t> Batch<'t> {
     fn live_record(&mut self, tenant: TenantId) -> Result<Result<&mut TenantRecord>> {
         Ok(match self.record_mut(tenant.get())? {
             None => Err(Error::UnknownTenant(tenant)),
-            Some(r) if r.state() == TenantState::Deleted => Err(Error::TenantDeleted(tenant)),
-            Some(r) => Ok(r),
+            Some(r) => match r.state() {
+                Err(err) => Err(err),
+                Ok(TenantState::Deleted) => Err(Error::TenantDeleted(tenant)),
+                Ok(_) => Ok(r),
+            },
         })
     }
 
@@ -411,7 +414,10 @@ impl<'t> Batch<'t> {
             Ok(r) => r,
             Err(e) => return Ok(Err(e)),
         };
-        let message = format!("{} -> {}", record.state(), state);
+        let message = match record.state() {
+            Ok(old) => format!("{old} -> {state}"),
+            Err(_) => format!("(damaged state byte {}) -> {state}", record.state),
+        };
         record.state = state.to_u8();
         let draft = AuditEvent::new("tenant.set_state")
             .target(format!("tenant {} ({tenant})", record.name))
@@ -473,7 +479,7 @@ impl<'t> Batch<'t> {
     pub(super) fn purge(&mut self, tenant: TenantId, max_keys: usize) -> Result<Result<Reply>> {
         match self.record(tenant.get())? {
             None => return Ok(Err(Error::UnknownTenant(tenant))),
-            Some(r) if r.state() != TenantState::Deleted => {
+            Some(r) if !matches!(r.state(), Ok(TenantState::Deleted)) => {
                 return Ok(Err(Error::Corrupted(format!(
                     "purge of tenant {tenant}, which is not deleted"
                 ))));

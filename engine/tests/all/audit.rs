@@ -508,3 +508,140 @@ proptest::proptest! {
         }
     }
 }
+
+/// The engine's and the operator's action namespaces cannot be forged: request code (and, in
+/// the host, a plugin) cannot record an `Ok` `kv.put` that did not happen.
+#[test]
+fn reserved_actions_are_refused_for_request_code() {
+    let engine = super::engine();
+    let t = engine.create_tenant(&op(), "acme").unwrap();
+    let h = engine.tenant(&ctx(t)).unwrap();
+    let forged = [
+        "kv.put",
+        "kv.delete",
+        "KV.Put",
+        "kv",
+        "tenant.delete",
+        "operator.suspend",
+        "plugin.invoke",
+        "unscoped.open",
+        "audit.checkpoint",
+    ];
+    let mut tx = h.begin_write().unwrap();
+    for action in forged {
+        assert!(
+            matches!(tx.audit(action, None), Err(Error::ReservedAction { .. })),
+            "{action:?} was accepted"
+        );
+        assert!(tenantry_engine::is_reserved_action(action), "{action:?}");
+    }
+    // Look-alikes of reserved names are not printable ASCII without spaces, and refused so.
+    for lookalike in [
+        " kv.put",
+        "\u{200B}kv.put",
+        "\u{43A}v.put",
+        "kv .put",
+        "\u{1b}[0mkv.put",
+    ] {
+        assert!(
+            matches!(tx.audit(lookalike, None), Err(Error::InvalidField { .. })),
+            "{lookalike:?} was accepted"
+        );
+    }
+    // Names that merely resemble a namespace are the application's.
+    for own in [
+        "kvstore.sync",
+        "tenants.report",
+        "project.create",
+        "plugins",
+    ] {
+        assert!(!tenantry_engine::is_reserved_action(own), "{own:?}");
+        tx.audit(own, None).unwrap();
+    }
+    tx.commit().unwrap();
+    assert!(matches!(
+        h.record_audit(vec![tenantry_engine::AuditEvent::new("kv.put")]),
+        Err(Error::ReservedAction { .. })
+    ));
+    // The tenant's own entries: the operator's `tenant.create` aside, none is reserved.
+    let log = h.audit_log(&AuditQuery::default()).unwrap();
+    let own: Vec<_> = log.iter().filter(|e| !e.by_operator).collect();
+    assert_eq!(own.len(), 4);
+    assert!(
+        own.iter()
+            .all(|e| !tenantry_engine::is_reserved_action(&e.action))
+    );
+
+    // A component's handle (the plugin host's) records them: it states what really happened.
+    let component = engine.component_handle(&ctx(t)).unwrap();
+    let mut tx = component.begin_write().unwrap();
+    tx.audit_event(tenantry_engine::AuditEvent::new("kv.get").target("t/k"))
+        .unwrap();
+    tx.commit().unwrap();
+    assert_eq!(
+        h.audit_log(&AuditQuery::default()).unwrap()[0].action,
+        "kv.get"
+    );
+}
+
+/// A rolled-back transaction's account is bounded in bytes, however much it attempted, and is
+/// recorded without waiting for the tenant's write lock.
+#[test]
+fn a_summarised_rollback_is_bounded_and_needs_no_lock() {
+    let engine = super::engine();
+    let t = engine.create_tenant(&op(), "acme").unwrap();
+    let h = engine.component_handle(&ctx(t)).unwrap();
+    let mut tx = h.begin_write().unwrap();
+    for i in 0..5_000u32 {
+        tx.put("t", &i.to_be_bytes(), b"value").unwrap();
+    }
+    let summary = tenantry_engine::AuditEvent::new("plugin.invoke")
+        .message("5000 host calls")
+        .outcome(Outcome::Failed("trap".into()));
+    tx.rollback_summarised("trap", 16 << 10, summary).unwrap();
+    let log = h.audit_log(&AuditQuery::default()).unwrap();
+    assert!(log.len() > 10 && log.len() < 300, "{} entries", log.len());
+    let bytes: usize = log
+        .iter()
+        .map(|e| e.action.len() + e.target.as_ref().map_or(0, String::len) + 64)
+        .sum();
+    assert!(bytes < 32 << 10, "{bytes} bytes");
+    assert_eq!(log[0].action, "plugin.invoke");
+    let message = log[0].message.as_deref().unwrap();
+    assert!(
+        message.contains("of its 5000 audit entries not recorded"),
+        "{message}"
+    );
+    let attempted = &log[1..log.len() - 1]; // the oldest is the operator's tenant.create
+    assert!(
+        attempted
+            .iter()
+            .all(|e| e.action == "kv.put" && matches!(e.outcome, Outcome::Failed(_)))
+    );
+    assert!(
+        h.begin_read()
+            .unwrap()
+            .get("t", &0u32.to_be_bytes())
+            .unwrap()
+            .is_none()
+    );
+
+    // With another transaction holding the lock, the record is still made at once.
+    let holder = h.begin_write().unwrap();
+    let started = std::time::Instant::now();
+    h.record_audit(vec![
+        tenantry_engine::AuditEvent::new("plugin.invoke")
+            .outcome(Outcome::Failed("timeout".into())),
+    ])
+    .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    // And a bounded wait for the lock ends when it says.
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        h.begin_write_within(std::time::Duration::from_millis(50)),
+        Err(Error::LockTimeout { .. })
+    ));
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    drop(holder);
+    engine.verify_audit(t).unwrap();
+}

@@ -271,3 +271,54 @@ fn a_file_whose_creation_was_cut_short_opens_but_a_foreign_file_is_left_alone() 
         b"my precious notes, not a database"
     );
 }
+
+/// A tenant record whose state byte no engine writes (a damaged or edited file) is refused as
+/// corruption when the database opens. It is never read as `Deleted`, which would purge the
+/// tenant's data on that open: once the byte is repaired, every key is still there.
+#[test]
+fn an_unknown_state_byte_is_corruption_not_a_deletion() {
+    use redb::ReadableTable;
+    const TENANTS: redb::TableDefinition<'_, u64, &[u8]> =
+        redb::TableDefinition::new("tenantry.tenants");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let t = {
+        let engine = tenantry_engine::Engine::open(&path).unwrap();
+        let t = engine.create_tenant(&op(), "acme").unwrap();
+        let h = engine.tenant(&ctx(t)).unwrap();
+        for i in 0..50u32 {
+            put(&h, "t", &i.to_be_bytes(), b"v");
+        }
+        engine.checkpoint().unwrap();
+        t
+    };
+    // The record is bincode: the name's length (one byte) and bytes, then the state byte.
+    let set_state_byte = |byte: u8| {
+        let db = redb::Database::open(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let mut table = w.open_table(TENANTS).unwrap();
+            let mut record = table.get(t.get()).unwrap().unwrap().value().to_vec();
+            assert_eq!(&record[1..5], b"acme");
+            record[5] = byte;
+            table.insert(t.get(), record.as_slice()).unwrap();
+        }
+        w.commit().unwrap();
+    };
+    for byte in [4u8, 7, 0xFF] {
+        set_state_byte(byte);
+        match tenantry_engine::Engine::open(&path) {
+            Err(Error::Corrupted(message)) => {
+                assert!(message.contains("unknown state byte"), "{message}")
+            }
+            Err(other) => panic!("state byte {byte}: {other}"),
+            Ok(_) => panic!("state byte {byte} was accepted"),
+        }
+    }
+    set_state_byte(0);
+    let engine = tenantry_engine::Engine::open(&path).unwrap();
+    assert_eq!(engine.tenant_info(t).unwrap().state, TenantState::Active);
+    let read = engine.tenant(&ctx(t)).unwrap().begin_read().unwrap();
+    assert_eq!(read.scan_prefix("t", b"").unwrap().count(), 50);
+}

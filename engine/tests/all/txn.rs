@@ -158,7 +158,11 @@ fn empty_commit_returns_the_current_head() {
 fn rollback_audited_records_failure_without_data() {
     let engine = engine();
     let t = engine.create_tenant(&op(), "acme").unwrap();
-    let h = handle(&engine, t).with_origin("plugin:projects@abc/inv-1");
+    // As the plugin host records an invocation: a component's handle, which may record `kv.get`.
+    let h = engine
+        .component_handle(&super::ctx(t))
+        .unwrap()
+        .with_origin("plugin:projects@abc/inv-1");
     let mut tx = h.begin_write().unwrap();
     tx.put("p", b"k", b"v").unwrap();
     tx.audit_event(tenantry_engine::AuditEvent::new("kv.get").target("p/x"))

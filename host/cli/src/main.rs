@@ -31,6 +31,7 @@
 
 mod cli;
 mod commands;
+#[cfg(feature = "demo")]
 mod demo;
 mod exit;
 mod output;

@@ -136,7 +136,8 @@ impl Ui {
         Ok(())
     }
 
-    /// A bold heading with a blank line before it.
+    /// A bold heading with a blank line before it (the demo's sections).
+    #[cfg_attr(not(feature = "demo"), allow(dead_code))]
     pub(crate) fn heading(&mut self, text: &str) -> Result<(), CliError> {
         let heading = self.paint(Style::Bold, text);
         writeln!(self.out, "\n{heading}")?;

@@ -40,6 +40,8 @@ pub(crate) struct Session {
     op: Operator,
     path: PathBuf,
     created: bool,
+    /// Whether this session created the write-ahead log beside the file (`<file>-wal`).
+    created_log: bool,
     host: OnceCell<PluginHost>,
 }
 
@@ -69,26 +71,28 @@ impl Session {
                 ),
             ));
         }
+        let log_existed = log_path(path).try_exists().unwrap_or(true);
         if path.is_dir() {
             return Err(CliError::usage(format!(
                 "{} is a directory, not a database file",
                 path.display()
             )));
         }
-        let engine = Engine::open(path).map_err(|e| {
-            let in_use = matches!(e, tenantry_engine::Error::DatabaseInUse);
-            let err = CliError::from(e);
-            if in_use {
-                err
-            } else {
-                err.context(format!("cannot open database {}", path.display()))
-            }
-        });
-        let engine = match engine {
+        let engine = match Engine::open(path) {
             Ok(engine) => engine,
-            Err(err) => {
+            // Another process created and holds the files since they were looked for: they are
+            // its, not this session's, to remove.
+            Err(tenantry_engine::Error::DatabaseInUse) => {
+                return Err(CliError::from(tenantry_engine::Error::DatabaseInUse));
+            }
+            Err(e) => {
+                let err =
+                    CliError::from(e).context(format!("cannot open database {}", path.display()));
                 if !exists {
                     remove_quietly(path);
+                }
+                if !log_existed {
+                    remove_quietly(&log_path(path));
                 }
                 return Err(err);
             }
@@ -98,17 +102,19 @@ impl Session {
             op,
             path: path.to_owned(),
             created: !exists,
+            created_log: !log_existed,
             host: OnceCell::new(),
         })
     }
 
-    /// Closes the database; if this session created the file and `failed`, removes it, so a
-    /// failed `tenant create` leaves nothing behind.
+    /// Closes the database; if this session created the file and `failed`, removes it and the
+    /// log it created beside it, so a failed `tenant create` leaves nothing behind.
     pub(crate) fn close(self, failed: bool) {
         let Session {
             engine,
             path,
             created,
+            created_log,
             host,
             ..
         } = self;
@@ -116,6 +122,9 @@ impl Session {
         drop(engine);
         if failed && created {
             remove_quietly(&path);
+            if created_log {
+                remove_quietly(&log_path(&path));
+            }
         }
     }
 
@@ -196,6 +205,13 @@ impl Session {
 /// `acme (#3)`: how the CLI names a tenant in messages.
 pub(crate) fn label(info: &TenantInfo) -> String {
     format!("{} ({})", info.name, info.id)
+}
+
+/// The engine's write-ahead log beside the database file at `path`: `<path>-wal`.
+pub(crate) fn log_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
 }
 
 fn remove_quietly(path: &Path) {

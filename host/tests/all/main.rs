@@ -3,6 +3,7 @@
 
 mod audit;
 mod get_into;
+mod hardening;
 mod hostile;
 mod isolation;
 mod lifecycle;

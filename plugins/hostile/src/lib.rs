@@ -157,6 +157,25 @@ fn audit_until_refused() -> Result<Json<Refusal>, Error> {
     }
 }
 
+/// Appends one audit entry named `action` (such as a forged `kv.put`); outputs the refusal,
+/// or `null` if the host took it.
+fn audit_action(Json(action): Json<String>) -> Result<Json<Option<Refusal>>, Error> {
+    Ok(Json(
+        audit::log(&action, None).err().map(|e| Refusal::new(0, e)),
+    ))
+}
+
+/// Puts `n` small values under new keys, then traps: a failure after a lot of work.
+fn trap_after_many_writes(Json(n): Json<u64>) -> Result<(), Error> {
+    for i in 0..n {
+        kv::put(TABLE, &i.to_be_bytes(), b"v")?;
+    }
+    #[allow(clippy::panic)]
+    {
+        panic!("hostile plugin trapping after {n} writes")
+    }
+}
+
 /// Writes 1 GiB of debug log in 1 MiB messages.
 fn debug_flood() -> Result<(), Error> {
     let message = "d".repeat(1 << 20);
@@ -201,6 +220,8 @@ export!(
     write_until_refused,
     calls_until_refused,
     audit_until_refused,
+    audit_action,
+    trap_after_many_writes,
     debug_flood,
     bad_table_names,
 );

@@ -20,7 +20,12 @@ use crate::session::{self, Create, Session};
 pub(crate) fn run(cli: Cli, ui: &mut Ui) -> Result<(), CliError> {
     let op = session::operator(cli.operator);
     if matches!(cli.command, Command::Demo) {
+        #[cfg(feature = "demo")]
         return crate::demo::run(cli.db, op, ui);
+        #[cfg(not(feature = "demo"))]
+        return Err(CliError::usage(
+            "this tenantry was built without its `demo` feature (cargo's --no-default-features)",
+        ));
     }
     let command = cli.command;
     let path = cli.db.unwrap_or_else(|| PathBuf::from(session::DEFAULT_DB));

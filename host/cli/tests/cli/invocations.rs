@@ -229,9 +229,11 @@ fn invocation_failures_have_their_codes() {
     let err = s.fails(&["invoke", "acme", "kit", "put", "--input", "q"], 7);
     assert!(err.contains("quota"), "{err}");
     s.ok(&["tenant", "set-quota", "acme", "--max-keys", "unlimited"]);
-    // Read-only: the plugin runs, and its write is refused (it reports that as its error).
+    // Read-only: the plugin runs, its write is refused, and the invocation fails because of the
+    // tenant's state (exit 9, as documented), not as a plugin error (7).
     s.ok(&["tenant", "set-state", "acme", "read-only"]);
-    s.fails(&["invoke", "acme", "kit", "put", "--input", "r"], 7);
+    let err = s.fails(&["invoke", "acme", "kit", "put", "--input", "r"], 9);
+    assert!(err.contains("read-only"), "{err}");
     assert_eq!(
         s.ok(&["invoke", "acme", "kit", "echo", "--input", "r"]),
         "r\n"

@@ -28,12 +28,22 @@ fn a_failed_create_leaves_no_file_and_conflicts_are_refused() {
     let err = s.fails(&["tenant", "create", "ok", "Not-Valid"], 2);
     assert!(err.contains("invalid tenant name"), "{err}");
     assert!(!s.db.exists(), "a failed create left a database behind");
+    let mut log = s.db.as_os_str().to_owned();
+    log.push("-wal");
+    let log = std::path::PathBuf::from(log);
+    assert!(
+        !log.exists(),
+        "a failed create left a write-ahead log behind"
+    );
     assert!(
         s.ok(&["tenant", "create", "acme"])
             .contains("created tenant acme (#1)")
     );
+    assert!(log.exists());
     s.fails(&["tenant", "create", "acme"], 9);
     s.fails(&["tenant", "create", "beta", "acme"], 9);
+    // A failure on an existing database removes neither of its files.
+    assert!(s.db.exists() && log.exists());
     assert_eq!(
         s.json(&["tenant", "list", "--json"])
             .as_array()
