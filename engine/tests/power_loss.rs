@@ -40,19 +40,20 @@
 //! `set_len` as an ordinary, unsynced, reorderable operation.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/disk.rs"]
+mod disk;
 #[path = "support/downgrade.rs"]
 mod downgrade;
 mod support;
 
-use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tenantry_engine::{Engine, EngineOptions, Error, StorageBackend, TenantId};
+use tenantry_engine::{Error, TenantId};
 
+use disk::{Disk, assert_storage_failure, count_engine_thread_panics};
 use support::{Ack, Checker, WRITERS, Watchdog, Writer, env_number};
 
 const DEFAULT_SEEDS: u64 = 30;
@@ -67,250 +68,6 @@ const MAX_COMMITS_PER_WRITER: u64 = 60;
 const MAX_COUNTDOWN: u64 = 2_500;
 /// Countdowns for an early power failure are drawn from `0..EARLY_COUNTDOWN`.
 const EARLY_COUNTDOWN: u64 = 250;
-
-/// An operation that changed the volatile image but has not been synced.
-#[derive(Debug)]
-enum Unsynced {
-    Write { offset: u64, data: Vec<u8> },
-    SetLen(u64),
-}
-
-impl Unsynced {
-    fn apply(&self, image: &mut Vec<u8>) {
-        match self {
-            Unsynced::Write { offset, data } => {
-                let start = usize::try_from(*offset).unwrap();
-                let end = start + data.len();
-                if image.len() < end {
-                    image.resize(end, 0); // a write past the end extends the file
-                }
-                image[start..end].copy_from_slice(data);
-            }
-            Unsynced::SetLen(len) => image.resize(usize::try_from(*len).unwrap(), 0),
-        }
-    }
-}
-
-/// The two images of one file.
-#[derive(Debug, Default)]
-struct Image {
-    volatile: Vec<u8>,
-    durable: Vec<u8>,
-}
-
-/// The files of the disk (the database and its write-ahead log), and when the power fails.
-#[derive(Debug)]
-struct DiskState {
-    files: [Image; 2],
-    /// Unsynced operations of every file, in order, with their file.
-    unsynced: Vec<(usize, Unsynced)>,
-    /// Backend calls left before the power fails; `None` never fails.
-    countdown: Option<u64>,
-    powered: bool,
-    /// Whether a power failure keeps a random subset of the unsynced writes.
-    tear: bool,
-    rng: StdRng,
-    calls: u64,
-    syncs: u64,
-    /// Unsynced operations kept and dropped by the power failure.
-    torn_kept: usize,
-    torn_dropped: usize,
-}
-
-/// A [`StorageBackend`] for one file of a disk whose files each have a durable and a volatile
-/// image: file 0 is the database, file 1 ([`Disk::log`]) its write-ahead log. Clones share the
-/// disk, so the test keeps one to cut the power and read the durable images.
-#[derive(Clone)]
-struct Disk {
-    state: Arc<Mutex<DiskState>>,
-    file: usize,
-}
-
-impl std::fmt::Debug for Disk {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Disk").finish_non_exhaustive()
-    }
-}
-
-fn power_off() -> io::Error {
-    io::Error::other("simulated power loss: the disk is gone")
-}
-
-impl DiskState {
-    /// The power fails: the durable image keeps none, or with `tear` a random subset, of the
-    /// unsynced operations.
-    fn lose_power(&mut self) {
-        if !self.powered {
-            return;
-        }
-        self.powered = false;
-        for (file, op) in std::mem::take(&mut self.unsynced) {
-            if self.tear && self.rng.random_bool(0.5) {
-                op.apply(&mut self.files[file].durable);
-                self.torn_kept += 1;
-            } else {
-                self.torn_dropped += 1;
-            }
-        }
-        for file in &mut self.files {
-            file.volatile.clear();
-        }
-    }
-}
-
-impl Disk {
-    fn new(images: [Vec<u8>; 2], countdown: Option<u64>, tear: bool, seed: u64) -> Self {
-        let files = images.map(|image| Image {
-            volatile: image.clone(),
-            durable: image,
-        });
-        let state = Arc::new(Mutex::new(DiskState {
-            files,
-            unsynced: Vec::new(),
-            countdown,
-            powered: true,
-            tear,
-            rng: StdRng::seed_from_u64(seed),
-            calls: 0,
-            syncs: 0,
-            torn_kept: 0,
-            torn_dropped: 0,
-        }));
-        Disk { state, file: 0 }
-    }
-
-    /// The write-ahead log's file on the same disk.
-    fn log(&self) -> Disk {
-        Disk {
-            state: Arc::clone(&self.state),
-            file: 1,
-        }
-    }
-
-    fn state(&self) -> MutexGuard<'_, DiskState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Counts a call; fails it if the power is off or fails now.
-    fn call(&self) -> io::Result<MutexGuard<'_, DiskState>> {
-        let mut state = self.state();
-        if !state.powered {
-            return Err(power_off());
-        }
-        state.calls += 1;
-        match state.countdown {
-            Some(0) => {
-                state.lose_power();
-                Err(power_off())
-            }
-            Some(n) => {
-                state.countdown = Some(n - 1);
-                Ok(state)
-            }
-            None => Ok(state),
-        }
-    }
-
-    fn cut_power(&self) {
-        self.state().lose_power();
-    }
-
-    fn powered(&self) -> bool {
-        self.state().powered
-    }
-
-    /// What survives the power failure: the images of the database and of its log.
-    fn durable_images(&self) -> [Vec<u8>; 2] {
-        let state = self.state();
-        [0, 1].map(|f| state.files[f].durable.clone())
-    }
-
-    /// Opens an engine on the disk, with its write-ahead log checkpointed every `log` bytes,
-    /// or (`None`) without a log.
-    fn open(&self, log: Option<u64>) -> tenantry_engine::Result<Engine> {
-        let mut options = EngineOptions::default();
-        match log {
-            Some(bytes) => {
-                options.log_checkpoint_bytes = bytes;
-                Engine::open_backend_with_log(self.clone(), self.log(), options)
-            }
-            None => Engine::open_backend(self.clone(), options),
-        }
-    }
-}
-
-impl StorageBackend for Disk {
-    fn len(&self) -> io::Result<u64> {
-        Ok(self.call()?.files[self.file].volatile.len() as u64)
-    }
-
-    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        let state = self.call()?;
-        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
-        let source = state.files[self.file]
-            .volatile
-            .get(start..start + out.len())
-            .ok_or(io::ErrorKind::UnexpectedEof)?;
-        out.copy_from_slice(source);
-        Ok(())
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        let mut state = self.call()?;
-        let op = Unsynced::SetLen(len);
-        op.apply(&mut state.files[self.file].volatile);
-        state.unsynced.push((self.file, op));
-        Ok(())
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        let mut state = self.call()?;
-        let state = &mut *state;
-        let (mine, others) = std::mem::take(&mut state.unsynced)
-            .into_iter()
-            .partition(|(file, _)| *file == self.file);
-        state.unsynced = others;
-        for (_, op) in mine {
-            op.apply(&mut state.files[self.file].durable);
-        }
-        state.syncs += 1;
-        Ok(())
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        let mut state = self.call()?;
-        let op = Unsynced::Write {
-            offset,
-            data: data.to_vec(),
-        };
-        op.apply(&mut state.files[self.file].volatile);
-        state.unsynced.push((self.file, op));
-        Ok(())
-    }
-}
-
-/// Panics unless `err` is what a storage failure may return.
-fn assert_storage_failure(err: &Error, what: &str, label: &str) {
-    assert!(
-        matches!(err, Error::EngineFailed(_) | Error::Storage(_)),
-        "{label}: {what} failed with {err:?} ({}), not EngineFailed or a storage error",
-        support::chain(err)
-    );
-}
-
-/// Panics that happen on the engine's own threads, which no `join` reports.
-static ENGINE_THREAD_PANICS: AtomicUsize = AtomicUsize::new(0);
-
-fn count_engine_thread_panics() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let name = std::thread::current().name().unwrap_or("").to_owned();
-        if name.starts_with("tenantry-") {
-            ENGINE_THREAD_PANICS.fetch_add(1, Ordering::SeqCst);
-        }
-        default(info);
-    }));
-}
 
 /// What one cycle acknowledged and how it ended.
 #[derive(Debug, Default)]
@@ -436,7 +193,7 @@ fn run_seed(seed: u64, stats: &mut Stats) {
             stats.downgrades += 1;
         }
         // Check a copy, so that the next cycle starts from the image as the power left it.
-        let healthy = Disk::new(image.clone(), None, false, 0);
+        let healthy = Disk::healthy(image.clone());
         let engine = healthy.open(log).unwrap_or_else(|e| {
             panic!(
                 "{label}: the durable image does not open: {}",
@@ -497,11 +254,7 @@ fn power_loss_loses_no_acknowledged_commit() {
         };
         watchdog.step(&format!("TENANTRY_POWER_LOSS_SEED={seed:#x}"));
         run_seed(seed, &mut stats);
-        assert_eq!(
-            ENGINE_THREAD_PANICS.load(Ordering::SeqCst),
-            0,
-            "TENANTRY_POWER_LOSS_SEED={seed:#x}: an engine thread panicked"
-        );
+        disk::assert_no_engine_thread_panicked(&format!("TENANTRY_POWER_LOSS_SEED={seed:#x}"));
     }
     eprintln!(
         "power-loss test: {seeds} seeds x {CYCLES_PER_SEED} power failures ({} by countdown, \

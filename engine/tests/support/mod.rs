@@ -1,4 +1,4 @@
-//! The workload and the checker shared by the crash and power-loss tests.
+//! The workload and the checker shared by the crash, power-loss and fault tests.
 //!
 //! Six writers commit numbered transactions: writers 0–3 each on a tenant of their own, writers
 //! 4 and 5 on one shared tenant. Commit `n` of writer `w` puts 1–3 of the writer's eight data
@@ -6,7 +6,8 @@
 //! and records a `workload.commit` audit event whose message names the transaction. Everything a
 //! commit writes is a pure function of `(w, n)`, so after any crash the [`Checker`] can recompute
 //! exactly what a writer's keys must hold once its first `m` commits are in, and prove that the
-//! database holds exactly that for one `m` no smaller than the last acknowledged commit.
+//! database holds exactly that for one `m` no smaller than the last acknowledged commit. It also
+//! recounts each tenant's keys, bytes and audit entries against the usage the engine keeps.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -320,6 +321,7 @@ impl Checker {
             .collect();
         for (index, tenant) in tenants {
             self.check_tenant_audit(engine, index, tenant, &before, acks, label);
+            check_usage(engine, index, tenant, label);
         }
         if let Err(e) = engine.verify_stream(AuditStream::System, None) {
             panic!(
@@ -499,6 +501,38 @@ impl Checker {
         }
         self.audit_len.insert(tenant, verified);
     }
+}
+
+/// Checks that the usage the engine keeps for workload tenant `TENANTS[index]` equals a
+/// recount of its keys (the workload writes [`TABLE`] only) and of its audit stream.
+fn check_usage(engine: &Engine, index: usize, tenant: TenantId, label: &str) {
+    let name = TENANTS[index];
+    let usage = engine.tenant_info(tenant).unwrap().usage;
+    let handle = engine
+        .tenant(&Context::tenant(tenant).actor("checker"))
+        .unwrap();
+    let (mut keys, mut bytes) = (0, 0);
+    for item in handle
+        .begin_read()
+        .unwrap()
+        .scan_prefix(TABLE, b"")
+        .unwrap()
+    {
+        let (k, v) = item.unwrap();
+        keys += 1;
+        bytes += (k.len() + v.len()) as u64;
+    }
+    assert_eq!(
+        (usage.keys, usage.bytes),
+        (keys, bytes),
+        "{label}: tenant {name}'s usage (keys, bytes) differs from a recount"
+    );
+    let entries = engine.verify_audit(tenant).unwrap();
+    assert_eq!(
+        usage.audit_entries, entries,
+        "{label}: tenant {name}'s usage counts {} audit entries, its stream holds {entries}",
+        usage.audit_entries
+    );
 }
 
 /// Entries of `tenant`'s stream with seq above `seen`, oldest first.
