@@ -440,6 +440,25 @@ impl Engine {
         self.context_handle(ctx, Access::Tenant, false)
     }
 
+    /// A counter that moves whenever any tenant's state changes (suspension, deletion, ...), read
+    /// without a lock: a component that keeps per-tenant state in memory (the plugin host's
+    /// compiled plugins) compares it with the value it last saw, and looks at
+    /// [`Engine::tenant_state`] only when it moved.
+    pub fn state_generation(&self) -> u64 {
+        self.inner
+            .registry
+            .state_generation()
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A tenant's state as the engine holds it in memory (no I/O), deleted tenants included.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTenant`].
+    pub fn tenant_state(&self, tenant: TenantId) -> Result<TenantState> {
+        Ok(self.inner.registry.get(tenant)?.state())
+    }
+
     /// A handle like [`Engine::tenant`]'s for a component built on the engine, such as the
     /// plugin host running an invocation: it reaches the same tables, and it may also record
     /// audit events in the engine's reserved namespaces ([`is_reserved_action`]: `kv.get`,

@@ -113,6 +113,16 @@ impl Catalog {
             .insert(name, plugin);
     }
 
+    /// Compiled plugins held.
+    pub(crate) fn len(&self) -> usize {
+        self.loaded.read().values().map(HashMap::len).sum()
+    }
+
+    /// Drops every plugin of the tenants for which `gone` holds.
+    pub(crate) fn forget(&self, mut gone: impl FnMut(TenantId) -> bool) {
+        self.loaded.write().retain(|tenant, _| !gone(*tenant));
+    }
+
     pub(crate) fn remove(&self, tenant: TenantId, name: &str) {
         if let Some(plugins) = self.loaded.write().get_mut(&tenant) {
             plugins.remove(name);

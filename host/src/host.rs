@@ -29,6 +29,8 @@ struct Inner {
     running: RwLock<HashMap<TenantId, Arc<AtomicU32>>>,
     pool_in_use: AtomicU32,
     next_invocation: AtomicU64,
+    /// The engine's state generation when deleted tenants were last forgotten.
+    swept_generation: AtomicU64,
 }
 
 /// Runs tenants' WebAssembly plugins against the engine. Cloning is cheap; `PluginHost` is
@@ -81,6 +83,7 @@ impl PluginHost {
                 running: RwLock::new(HashMap::new()),
                 pool_in_use: AtomicU32::new(0),
                 next_invocation: AtomicU64::new(1),
+                swept_generation: AtomicU64::new(0),
             }),
         })
     }
@@ -125,6 +128,7 @@ impl PluginHost {
         name: &str,
         wasm: &[u8],
     ) -> Result<PluginInfo, HostError> {
+        self.forget_deleted_tenants();
         catalog::validate_name(name)?;
         let tenant = reserved.tenant_id();
         let module = validate::compile(
@@ -400,6 +404,45 @@ impl PluginHost {
         Ok(plugin)
     }
 
+    /// Compiled plugins the host holds in memory, one per installed plugin of a tenant that has
+    /// used it since the host started (each holds its machine code and a memory image).
+    /// Deleted tenants' plugins are dropped at the next invocation or install after the
+    /// deletion.
+    pub fn compiled_plugins(&self) -> usize {
+        self.forget_deleted_tenants();
+        self.inner.catalog.len()
+    }
+
+    /// Forgets what the host keeps in memory for tenants that were deleted (compiled plugins,
+    /// each holding a memory image and a file descriptor; limits; counters), once per move of
+    /// the engine's state generation: one atomic load when nothing changed. Without it, a
+    /// service that deletes tenants grows without bound (found by the soak test: 620 deletions
+    /// left 1,800 descriptors and 500 MiB behind).
+    fn forget_deleted_tenants(&self) {
+        let engine = &self.inner.engine;
+        let generation = engine.state_generation();
+        if self
+            .inner
+            .swept_generation
+            .swap(generation, Ordering::AcqRel)
+            == generation
+        {
+            return;
+        }
+        let gone = |tenant: TenantId| {
+            !matches!(
+                engine.tenant_state(tenant),
+                Ok(state) if state != tenantry_engine::TenantState::Deleted
+            )
+        };
+        self.inner.catalog.forget(gone);
+        self.inner.limits.write().retain(|tenant, _| !gone(*tenant));
+        self.inner
+            .running
+            .write()
+            .retain(|tenant, _| !gone(*tenant));
+    }
+
     fn tenant_counter(&self, tenant: TenantId) -> Arc<AtomicU32> {
         if let Some(c) = self.inner.running.read().get(&tenant) {
             return Arc::clone(c);
@@ -422,6 +465,7 @@ impl PluginHost {
         input: &[u8],
     ) -> Result<Vec<u8>, InvokeError> {
         let started = Instant::now();
+        self.forget_deleted_tenants();
         // A component's handle: the invocation records its host calls (`kv.get`, ...) and its
         // outcome (`plugin.invoke`), which request code may not.
         let handle = self.inner.engine.component_handle(ctx)?;

@@ -172,3 +172,34 @@ fn a_hand_written_wat_plugin_follows_the_abi() {
         b"hello"
     );
 }
+
+/// Found by the soak test: the host kept every deleted tenant's compiled plugins (a memory image
+/// and a file descriptor each) forever, so a service that deletes tenants grew without bound.
+#[test]
+fn a_deleted_tenants_compiled_plugins_are_dropped() {
+    let engine = engine();
+    let host = host(&engine);
+    let keep = engine.create_tenant(&op(), "keep").unwrap();
+    host.install(&ctx(keep), "counter", plugins::COUNTER)
+        .unwrap();
+    for round in 0..5 {
+        let t = engine
+            .create_tenant(&op(), &format!("gone{round}"))
+            .unwrap();
+        host.install(&ctx(t), "counter", plugins::COUNTER).unwrap();
+        host.invoke(&ctx(t), "counter", "increment", b"").unwrap();
+        assert_eq!(host.compiled_plugins(), 2);
+        engine.delete_tenant(&op(), t).unwrap();
+        assert_eq!(host.compiled_plugins(), 1, "round {round}");
+    }
+    // A suspension moves the same counter and drops nothing.
+    engine
+        .set_tenant_state(&op(), keep, tenantry_engine::TenantState::Suspended)
+        .unwrap();
+    assert_eq!(host.compiled_plugins(), 1);
+    engine
+        .set_tenant_state(&op(), keep, tenantry_engine::TenantState::Active)
+        .unwrap();
+    host.invoke(&ctx(keep), "counter", "increment", b"")
+        .unwrap();
+}
