@@ -1,6 +1,7 @@
 //! A few seconds of the soak (`src/soak.rs`): the whole mixed load runs, and nothing fails but
 //! with a typed refusal. The memory, descriptor and file verdicts need a long run (the `soak`
 //! binary); a debug build only checks that they are computed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::time::Duration;
 
@@ -8,16 +9,18 @@ use tenantry_benches::soak::{self, SoakConfig};
 
 #[test]
 fn a_short_soak_has_no_unexpected_outcome() {
-    let mut config = SoakConfig::default();
-    config.duration = Duration::from_secs(4);
-    config.sample_every = Duration::from_secs(1);
-    // One hostile, one quota-limited and one plain tenant: a debug build compiles every
-    // plugin slowly, at set-up and at every re-creation.
-    config.tenants = 3;
-    config.workers = 3;
-    config.chaos_every = Duration::from_millis(200);
-    config.checkpoint_every = Duration::from_millis(300);
-    config.remove_plugins_first = true;
+    let config = SoakConfig {
+        duration: Duration::from_secs(4),
+        sample_every: Duration::from_secs(1),
+        // One hostile, one quota-limited and one plain tenant: a debug build compiles every
+        // plugin slowly, at set-up and at every re-creation.
+        tenants: 3,
+        workers: 3,
+        chaos_every: Duration::from_millis(200),
+        checkpoint_every: Duration::from_millis(300),
+        remove_plugins_first: true,
+        ..SoakConfig::default()
+    };
     let report = soak::run(&config).unwrap();
     let summary = soak::summary(&report);
     assert_eq!(report.unexpected, 0, "{summary}");

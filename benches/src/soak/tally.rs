@@ -162,28 +162,12 @@ impl Tally {
 
     /// Counts an error of a benign plugin's invocation as a refusal or as unexpected.
     pub(crate) fn invoke_error(&self, what: &str, err: &InvokeError, allowed: Allowed) {
-        let kind = match err {
-            InvokeError::Engine(e) => engine_refusal(e, allowed).map(|k| format!("invoke.{k}")),
-            InvokeError::Busy { .. } => Some("invoke.Busy".to_owned()),
-            // With `--remove-plugins-first`, between the removal and the deletion.
-            InvokeError::UnknownPlugin(_) if allowed.state => {
-                Some("invoke.UnknownPlugin(removed before deletion)".to_owned())
-            }
-            // The plugin's own error when a host call was refused (read-only, quota): the SDK
-            // turns the status into the plugin's error message.
-            InvokeError::Plugin(_) if allowed.state || allowed.quota => {
-                Some("invoke.Plugin(refused host call)".to_owned())
-            }
-            _ => None,
-        };
-        match kind {
-            Some(kind) => self.refused(&kind),
-            None => self.unexpected(format!("{what}: {err:?} ({err})")),
-        }
+        let kind = invoke_refusal(err, allowed).map(|k| format!("invoke.{k}"));
+        self.settle(kind, || format!("{what}: {err:?} ({err})"));
     }
 
     /// Counts a hostile invocation's error: a refusal if its variant is one of `expected` (or an
-    /// allowed engine or busy refusal), unexpected otherwise.
+    /// allowed engine, busy or state refusal), unexpected otherwise.
     pub(crate) fn hostile_error(
         &self,
         what: &str,
@@ -192,26 +176,14 @@ impl Tally {
         allowed: Allowed,
     ) {
         let variant = variant_name(err);
-        let kind = match err {
-            _ if expected.contains(&variant.as_str()) => Some(format!("hostile.{variant}")),
-            InvokeError::Engine(e) => engine_refusal(e, allowed).map(|k| format!("hostile.{k}")),
-            InvokeError::Busy { .. } => Some("hostile.Busy".to_owned()),
-            InvokeError::UnknownPlugin(_) if allowed.state => {
-                Some("hostile.UnknownPlugin(removed before deletion)".to_owned())
-            }
-            // A read-only tenant's plugin gets a status for its first write and fails with
-            // it before it can misbehave.
-            InvokeError::Plugin(_) if allowed.state => {
-                Some("hostile.Plugin(refused host call)".to_owned())
-            }
-            _ => None,
+        let kind = if expected.contains(&variant.as_str()) {
+            Some(format!("hostile.{variant}"))
+        } else {
+            invoke_refusal(err, allowed).map(|k| format!("hostile.{k}"))
         };
-        match kind {
-            Some(kind) => self.refused(&kind),
-            None => self.unexpected(format!(
-                "{what}: {err:?} ({err}), expected one of {expected:?}"
-            )),
-        }
+        self.settle(kind, || {
+            format!("{what}: {err:?} ({err}), expected one of {expected:?}")
+        });
     }
 
     /// Counts a refused install: a refusal if its variant is one of `expected` (or an allowed
@@ -229,12 +201,36 @@ impl Tally {
             HostError::Engine(e) => engine_refusal(e, allowed).map(|k| format!("install.{k}")),
             _ => None,
         };
+        self.settle(kind, || {
+            format!("{what}: {err:?} ({err}), expected one of {expected:?}")
+        });
+    }
+
+    /// Counts a refusal of `kind`, or, if there is none, the unexpected outcome `message`.
+    fn settle(&self, kind: Option<String>, message: impl FnOnce() -> String) {
         match kind {
             Some(kind) => self.refused(&kind),
-            None => self.unexpected(format!(
-                "{what}: {err:?} ({err}), expected one of {expected:?}"
-            )),
+            None => self.unexpected(message()),
         }
+    }
+}
+
+/// The kind of an invocation error that the load may cause, or `None`.
+fn invoke_refusal(err: &InvokeError, allowed: Allowed) -> Option<&'static str> {
+    match err {
+        InvokeError::Engine(e) => engine_refusal(e, allowed),
+        InvokeError::Busy { .. } => Some("Busy"),
+        // With `--remove-plugins-first`, between the removal and the deletion.
+        InvokeError::UnknownPlugin(_) if allowed.state => {
+            Some("UnknownPlugin(removed before deletion)")
+        }
+        // The plugin's own error when a host call was refused (read-only, quota): the SDK
+        // turns the status into the plugin's error message. A hostile plugin fails so before
+        // it can misbehave.
+        InvokeError::Plugin(_) if allowed.state || allowed.quota => {
+            Some("Plugin(refused host call)")
+        }
+        _ => None,
     }
 }
 
