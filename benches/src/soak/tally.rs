@@ -220,6 +220,11 @@ fn invoke_refusal(err: &InvokeError, allowed: Allowed) -> Option<&'static str> {
     match err {
         InvokeError::Engine(e) => engine_refusal(e, allowed),
         InvokeError::Busy { .. } => Some("Busy"),
+        // An invocation's first host call begins its write transaction, which waits for the
+        // tenant's write lock (held by other writers until their commit is synced) for up to
+        // the engine's lock timeout, past the invocation's deadline: under contention on one
+        // tenant and a slow disk the deadline ends it. Typed, and caused by the load.
+        InvokeError::Timeout { .. } => Some("Timeout(waited for the tenant's write lock)"),
         // With `--remove-plugins-first`, between the removal and the deletion.
         InvokeError::UnknownPlugin(_) if allowed.state => {
             Some("UnknownPlugin(removed before deletion)")
