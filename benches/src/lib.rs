@@ -6,6 +6,8 @@
 //! and removed when the benchmark ends.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod soak;
+
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
