@@ -67,18 +67,20 @@ struct LimitsV2 {
 
 impl From<LimitsV1> for Limits {
     fn from(v1: LimitsV1) -> Self {
-        let mut limits = Limits::default();
-        limits.fuel = v1.fuel;
-        limits.wall_time = v1.wall_time;
-        limits.memory_bytes = v1.memory_bytes;
-        limits.host_calls = v1.host_calls;
-        limits.bytes_read = v1.bytes_read;
-        limits.bytes_written = v1.bytes_written;
-        limits.input_bytes = v1.input_bytes;
-        limits.output_bytes = v1.output_bytes;
-        limits.debug_log_bytes = v1.debug_log_bytes;
-        limits.concurrency = v1.concurrency;
-        limits
+        Limits {
+            fuel: v1.fuel,
+            wall_time: v1.wall_time,
+            memory_bytes: v1.memory_bytes,
+            host_calls: v1.host_calls,
+            bytes_read: v1.bytes_read,
+            bytes_written: v1.bytes_written,
+            input_bytes: v1.input_bytes,
+            output_bytes: v1.output_bytes,
+            debug_log_bytes: v1.debug_log_bytes,
+            concurrency: v1.concurrency,
+            // Fields that version 1 did not have take their defaults.
+            ..Limits::default()
+        }
     }
 }
 
