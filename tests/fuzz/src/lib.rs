@@ -1,0 +1,50 @@
+//! Fuzz targets for tenantry: one function per target, each taking arbitrary bytes and
+//! panicking only when an invariant of the code under test breaks.
+//!
+//! * [`wire`]: every decoder the host runs on guest bytes (`sdk/src/wire.rs`, `wire/scan.rs`).
+//! * [`wal_scan`]: the write-ahead log's record scan and redo replay (`engine/src/wal.rs`).
+//! * [`keys`]: the physical key layout and scan clamping (`engine/src/keys.rs`).
+//! * [`engine_model`]: engine operations against a model, on a disk that fails after a
+//!   countdown.
+//!
+//! The same functions are called by the replay test (`tests/replay.rs`, every file of
+//! `corpus/<target>/`), by the cargo-fuzz targets (`cargo-fuzz/`, nightly) and by the stable
+//! driver (`src/bin/fuzz-driver.rs`). See `README.md`.
+
+mod engine_model;
+mod keys;
+mod wal;
+mod wire;
+
+use std::ops::Bound;
+
+pub use engine_model::engine_model;
+pub use keys::keys;
+pub use wal::wal_scan;
+pub use wire::wire;
+
+/// A fuzz target.
+pub type Target = fn(&[u8]);
+
+/// Every target, by the name of its corpus directory.
+pub const TARGETS: [(&str, Target); 4] = [
+    ("wire", wire),
+    ("wal_scan", wal_scan),
+    ("keys", keys),
+    ("engine_model", engine_model),
+];
+
+/// Whether `key` lies between two bounds, compared bytewise.
+pub(crate) fn in_bounds((lower, upper): (Bound<&[u8]>, Bound<&[u8]>), key: &[u8]) -> bool {
+    let above = match lower {
+        Bound::Unbounded => true,
+        Bound::Included(s) => key >= s,
+        Bound::Excluded(s) => key > s,
+    };
+    let below = match upper {
+        Bound::Unbounded => true,
+        Bound::Included(e) => key <= e,
+        Bound::Excluded(e) => key < e,
+    };
+    above && below
+}
