@@ -300,7 +300,12 @@ impl World {
                 let t = self.tenant(tenant)?;
                 let table = usize::from(table) % TABLES.len();
                 let key = key.bytes();
-                self.read(t, in_txn, table, (Bound::Included(&key), Bound::Included(&key)));
+                self.read(
+                    t,
+                    in_txn,
+                    table,
+                    (Bound::Included(&key), Bound::Included(&key)),
+                );
                 None
             }
             Op::Range {
@@ -598,7 +603,10 @@ impl World {
     fn reopen(&mut self, synced_only: bool, unknown: Option<Unknown>) {
         let countdown = Countdown::new(None);
         self.db = self.db.after_crash(synced_only, &countdown);
-        self.log = self.log.as_ref().map(|l| l.after_crash(synced_only, &countdown));
+        self.log = self
+            .log
+            .as_ref()
+            .map(|l| l.after_crash(synced_only, &countdown));
         self.countdown = countdown;
         let engine = self
             .start()
@@ -670,9 +678,6 @@ fn observe(engine: &Engine, model: &Model) -> Vec<(TenantState, Data)> {
 }
 
 fn matches_engine(engine: &Engine, model: &Model) -> bool {
-    let want: Vec<(TenantState, Data)> = model
-        .iter()
-        .map(|t| (t.state, t.data.clone()))
-        .collect();
+    let want: Vec<(TenantState, Data)> = model.iter().map(|t| (t.state, t.data.clone())).collect();
     observe(engine, model) == want
 }

@@ -60,7 +60,10 @@ pub fn keys(data: &[u8]) {
             u32::MAX - 1 - input.table % 3,
         ),
         1 => (input.tenant % 3, input.table % 3),
-        _ => (input.tenant.min(u64::MAX - 1), input.table.min(u32::MAX - 1)),
+        _ => (
+            input.tenant.min(u64::MAX - 1),
+            input.table.min(u32::MAX - 1),
+        ),
     };
     let user_keys = user_samples(&input);
     let ids = neighbour_ids(tenant, table);

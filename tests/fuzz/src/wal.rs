@@ -80,7 +80,10 @@ enum Damage {
         bit: u8,
     },
     /// Zeros over `len` bytes at this offset past the header.
-    Zeros { at: u16, len: u8 },
+    Zeros {
+        at: u16,
+        len: u8,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Arbitrary)]
@@ -130,7 +133,11 @@ fn structured(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
         .map(|(i, p)| (first + i as u64, p.to_vec()))
         .collect();
     let after_applied = |whole: usize| -> Vec<(u64, Vec<u8>)> {
-        all[..whole].iter().filter(|(lsn, _)| *lsn > applied).cloned().collect()
+        all[..whole]
+            .iter()
+            .filter(|(lsn, _)| *lsn > applied)
+            .cloned()
+            .collect()
     };
 
     if input.other_id {
@@ -203,7 +210,8 @@ fn structured(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
                      whole records, yet the log opened: {result:?}"
                 ),
                 (_, false) => {
-                    let scan = result.unwrap_or_else(|| panic!("a damaged last record was refused"));
+                    let scan =
+                        result.unwrap_or_else(|| panic!("a damaged last record was refused"));
                     assert_eq!(scan.records, after_applied(k));
                 }
             }

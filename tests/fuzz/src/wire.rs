@@ -8,8 +8,8 @@
 
 use std::ops::Bound;
 
-use arbitrary::{Arbitrary, Unstructured};
 use crate::in_bounds;
+use arbitrary::{Arbitrary, Unstructured};
 use tenantry_sdk::wire::{
     self, ScanRequest, ScanResponse, ScanResponseBuilder, ScanSelector, Status, decode_cursor,
     encode_cursor, validate_table_name,
@@ -37,7 +37,9 @@ fn raw_request(data: &[u8]) {
     let Ok(request) = ScanRequest::decode(data) else {
         return;
     };
-    let encoded = request.encode().unwrap_or_else(|e| panic!("re-encoding failed: {e}"));
+    let encoded = request
+        .encode()
+        .unwrap_or_else(|e| panic!("re-encoding failed: {e}"));
     assert_eq!(encoded, data, "a decoded request re-encodes to other bytes");
     assert_eq!(ScanRequest::decode(&encoded), Ok(request));
     check_request_semantics(&request);
@@ -64,8 +66,8 @@ fn check_request_semantics(request: &ScanRequest<'_>) {
         if let ScanSelector::Prefix(prefix) = request.selector {
             // The host scans `[prefix, successor(prefix))` for a prefix.
             let end = tenantry_engine::successor(prefix);
-            let in_scan = key.as_slice() >= prefix
-                && end.as_deref().is_none_or(|end| key.as_slice() < end);
+            let in_scan =
+                key.as_slice() >= prefix && end.as_deref().is_none_or(|end| key.as_slice() < end);
             assert_eq!(
                 in_scan,
                 key.starts_with(prefix),
@@ -210,7 +212,11 @@ struct Structured {
 
 fn structured(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     let s = Structured::arbitrary(u)?;
-    let cursor = s.cursor_key.as_deref().map(encode_cursor).unwrap_or_default();
+    let cursor = s
+        .cursor_key
+        .as_deref()
+        .map(encode_cursor)
+        .unwrap_or_default();
     assert_eq!(decode_cursor(&cursor), Ok(s.cursor_key.as_deref()));
     let selector = match &s.prefix {
         Some(prefix) => ScanSelector::Prefix(prefix),

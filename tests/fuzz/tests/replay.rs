@@ -1,5 +1,7 @@
 //! Replays the committed corpus (`corpus/<target>/`) through every fuzz target: each input
 //! once found new coverage or a bug, so this is the regression test of the fuzzers.
+// A failed check panics, as in any test.
+#![allow(clippy::panic)]
 
 use std::path::PathBuf;
 
@@ -9,7 +11,9 @@ fn replay(name: &str) {
     let Some(&(_, target)) = TARGETS.iter().find(|(n, _)| *n == name) else {
         panic!("no target {name}");
     };
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus").join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(name);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.map(|e| e.path()))

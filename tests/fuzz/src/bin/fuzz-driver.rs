@@ -6,6 +6,8 @@
 //!
 //! Corpus defaults to `tests/fuzz/corpus/<target>`, crashes to `tests/fuzz/crashes/<target>`.
 //! On a panic it writes the input to the crash directory and exits with status 1.
+// A failed check panics, as in any test.
+#![allow(clippy::panic)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -93,7 +95,10 @@ fn main() -> ExitCode {
         .get(1)
         .and_then(|a| TARGETS.iter().find(|(n, _)| n == a))
     else {
-        eprintln!("usage: fuzz-driver <{}> [--runs N] [--seconds S] [--seed N] [--corpus DIR] [--crashes DIR]", names.join("|"));
+        eprintln!(
+            "usage: fuzz-driver <{}> [--runs N] [--seconds S] [--seed N] [--corpus DIR] [--crashes DIR]",
+            names.join("|")
+        );
         return ExitCode::from(2);
     };
     if args.get(2).is_some_and(|a| a == "--replay") {
@@ -113,8 +118,10 @@ fn main() -> ExitCode {
     let seconds = number("--seconds", if runs == u64::MAX { 60 } else { u64::MAX });
     let mut rng = Rng(number("--seed", 0x5EED).max(1));
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let corpus_dir = arg(&args, "--corpus").map_or_else(|| root.join("corpus").join(name), PathBuf::from);
-    let crash_dir = arg(&args, "--crashes").map_or_else(|| root.join("crashes").join(name), PathBuf::from);
+    let corpus_dir =
+        arg(&args, "--corpus").map_or_else(|| root.join("corpus").join(name), PathBuf::from);
+    let crash_dir =
+        arg(&args, "--crashes").map_or_else(|| root.join("crashes").join(name), PathBuf::from);
     let mut corpus: Vec<Vec<u8>> = std::fs::read_dir(&corpus_dir)
         .into_iter()
         .flatten()
@@ -129,15 +136,19 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let mut executions = 0u64;
-    while executions < runs && (executions % 64 != 0 || Instant::now() < deadline) {
+    while executions < runs && (!executions.is_multiple_of(64) || Instant::now() < deadline) {
         let mut input = corpus[rng.below(corpus.len())].clone();
         let other = &corpus[rng.below(corpus.len())];
         mutate(&mut rng, &mut input, other);
         executions += 1;
         if std::panic::catch_unwind(|| target(&input)).is_err() {
             let path = crash_dir.join(format!("crash-{executions}-{:016x}", rng.next()));
-            let saved = std::fs::create_dir_all(&crash_dir).and_then(|()| std::fs::write(&path, &input));
-            eprintln!("{name}: crash after {executions} executions, input {} ({saved:?})", path.display());
+            let saved =
+                std::fs::create_dir_all(&crash_dir).and_then(|()| std::fs::write(&path, &input));
+            eprintln!(
+                "{name}: crash after {executions} executions, input {} ({saved:?})",
+                path.display()
+            );
             return ExitCode::FAILURE;
         }
     }
