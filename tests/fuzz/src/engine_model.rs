@@ -145,6 +145,13 @@ enum Unknown {
     Create(String),
 }
 
+/// Which keys a scan reads.
+#[derive(Debug, Clone, Copy)]
+enum Selector<'a> {
+    Range((Bound<&'a [u8]>, Bound<&'a [u8]>)),
+    Prefix(&'a [u8]),
+}
+
 /// The open write transaction, with its buffered changes.
 struct Open {
     tenant: usize,
@@ -300,12 +307,8 @@ impl World {
                 let t = self.tenant(tenant)?;
                 let table = usize::from(table) % TABLES.len();
                 let key = key.bytes();
-                self.read(
-                    t,
-                    in_txn,
-                    table,
-                    (Bound::Included(&key), Bound::Included(&key)),
-                );
+                let point = (Bound::Included(&key[..]), Bound::Included(&key[..]));
+                self.read(t, in_txn, table, Selector::Range(point));
                 None
             }
             Op::Range {
@@ -326,7 +329,7 @@ impl World {
                     Some(e) if end_included => Bound::Included(e),
                     Some(e) => Bound::Excluded(e),
                 };
-                self.read(t, in_txn, table, (lower, upper));
+                self.read(t, in_txn, table, Selector::Range((lower, upper)));
                 None
             }
             Op::Prefix {
@@ -337,7 +340,7 @@ impl World {
             } => {
                 let t = self.tenant(tenant)?;
                 let table = usize::from(table) % TABLES.len();
-                self.read_prefix(t, in_txn, table, &prefix.bytes());
+                self.read(t, in_txn, table, Selector::Prefix(&prefix.bytes()));
                 None
             }
             Op::Commit => self.commit(),
@@ -435,35 +438,46 @@ impl World {
         out
     }
 
-    fn read(&mut self, t: usize, in_txn: bool, table: usize, range: (Bound<&[u8]>, Bound<&[u8]>)) {
+    /// Reads a range or a prefix of tenant `t`'s table, in the open transaction or a snapshot,
+    /// and compares it with the model.
+    fn read(&mut self, t: usize, in_txn: bool, table: usize, selector: Selector<'_>) {
         let in_txn = in_txn && self.open.as_ref().is_some_and(|o| o.tenant == t);
         let want: Vec<(Vec<u8>, Vec<u8>)> = self
             .expected(t, table, in_txn)
             .into_iter()
-            .filter(|(k, _)| in_bounds(range, k))
+            .filter(|(k, _)| match selector {
+                Selector::Range(range) => in_bounds(range, k),
+                Selector::Prefix(prefix) => k.starts_with(prefix),
+            })
             .collect();
         let name = TABLES[table];
         let got = if in_txn {
             let Some(open) = &self.open else { return };
-            open.txn
-                .range(name, range)
-                .and_then(|scan| scan.collect::<Result<Vec<_>, _>>())
+            match selector {
+                Selector::Range(range) => open.txn.range(name, range),
+                Selector::Prefix(prefix) => open.txn.scan_prefix(name, prefix),
+            }
+            .and_then(|scan| scan.collect::<Result<Vec<_>, _>>())
         } else {
             let ctx = Context::tenant(self.model[t].id);
             self.engine()
                 .tenant(&ctx)
                 .and_then(|h| h.begin_read())
-                .and_then(|r| r.range(name, range)?.collect::<Result<Vec<_>, _>>())
+                .and_then(|r| match selector {
+                    Selector::Range(range) => r.range(name, range),
+                    Selector::Prefix(prefix) => r.scan_prefix(name, prefix),
+                })
+                .and_then(|scan| scan.collect::<Result<Vec<_>, _>>())
         };
         // A point read goes through `get` too.
-        if let (Bound::Included(k), Bound::Included(e)) = range
+        if let Selector::Range((Bound::Included(k), Bound::Included(e))) = selector
             && k == e
         {
             self.get(t, in_txn, table, k, want.first().map(|(_, v)| v.clone()));
         }
         match got {
-            Ok(got) => assert_eq!(got, want, "range {range:?} of {name} (in txn: {in_txn})"),
-            Err(err) => self.allow_error(Some(t), &err, "range"),
+            Ok(got) => assert_eq!(got, want, "{selector:?} of {name} (in txn: {in_txn})"),
+            Err(err) => self.allow_error(Some(t), &err, "a scan"),
         }
     }
 
@@ -482,32 +496,6 @@ impl World {
         match got {
             Ok(got) => assert_eq!(got, want, "get {key:?} of {name} (in txn: {in_txn})"),
             Err(err) => self.allow_error(Some(t), &err, "get"),
-        }
-    }
-
-    fn read_prefix(&mut self, t: usize, in_txn: bool, table: usize, prefix: &[u8]) {
-        let in_txn = in_txn && self.open.as_ref().is_some_and(|o| o.tenant == t);
-        let want: Vec<(Vec<u8>, Vec<u8>)> = self
-            .expected(t, table, in_txn)
-            .into_iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .collect();
-        let name = TABLES[table];
-        let got = if in_txn {
-            let Some(open) = &self.open else { return };
-            open.txn
-                .scan_prefix(name, prefix)
-                .and_then(|scan| scan.collect::<Result<Vec<_>, _>>())
-        } else {
-            let ctx = Context::tenant(self.model[t].id);
-            self.engine()
-                .tenant(&ctx)
-                .and_then(|h| h.begin_read())
-                .and_then(|r| r.scan_prefix(name, prefix)?.collect::<Result<Vec<_>, _>>())
-        };
-        match got {
-            Ok(got) => assert_eq!(got, want, "prefix {prefix:?} of {name} (in txn: {in_txn})"),
-            Err(err) => self.allow_error(Some(t), &err, "scan_prefix"),
         }
     }
 

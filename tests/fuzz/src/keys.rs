@@ -16,24 +16,7 @@ use tenantry_engine::fuzzing::{
 };
 use tenantry_engine::{ByteKey, successor};
 
-use crate::in_bounds;
-
-#[derive(Debug, Arbitrary)]
-enum UserBound {
-    Unbounded,
-    Included(Vec<u8>),
-    Excluded(Vec<u8>),
-}
-
-impl UserBound {
-    fn as_bound(&self) -> Bound<&[u8]> {
-        match self {
-            UserBound::Unbounded => Bound::Unbounded,
-            UserBound::Included(k) => Bound::Included(k),
-            UserBound::Excluded(k) => Bound::Excluded(k),
-        }
-    }
-}
+use crate::{OwnedBound, in_bounds};
 
 #[derive(Debug, Arbitrary)]
 struct Input {
@@ -42,8 +25,8 @@ struct Input {
     /// Ids near the top of their range (0), near 0 (1), or as given.
     id_shape: u8,
     prefix: Vec<u8>,
-    start: UserBound,
-    end: UserBound,
+    start: OwnedBound,
+    end: OwnedBound,
     user_keys: Vec<Vec<u8>>,
     raw_keys: Vec<Vec<u8>>,
 }
@@ -149,11 +132,8 @@ pub fn keys(data: &[u8]) {
 fn user_samples(input: &Input) -> Vec<Vec<u8>> {
     let mut named: Vec<&[u8]> = vec![b"", &input.prefix];
     named.extend(input.user_keys.iter().map(Vec::as_slice));
-    for bound in [&input.start, &input.end] {
-        if let UserBound::Included(k) | UserBound::Excluded(k) = bound {
-            named.push(k);
-        }
-    }
+    named.extend(input.start.key());
+    named.extend(input.end.key());
     let mut out = Vec::new();
     for key in named.into_iter().take(16) {
         out.push(key.to_vec());

@@ -36,6 +36,32 @@ pub const TARGETS: [(&str, Target); 4] = [
     ("engine_model", engine_model),
 ];
 
+/// An owned bound on a key, for `arbitrary`.
+#[derive(Debug, arbitrary::Arbitrary)]
+pub(crate) enum OwnedBound {
+    Unbounded,
+    Included(Vec<u8>),
+    Excluded(Vec<u8>),
+}
+
+impl OwnedBound {
+    pub(crate) fn as_bound(&self) -> Bound<&[u8]> {
+        match self {
+            OwnedBound::Unbounded => Bound::Unbounded,
+            OwnedBound::Included(k) => Bound::Included(k),
+            OwnedBound::Excluded(k) => Bound::Excluded(k),
+        }
+    }
+
+    /// The key, if the bound has one.
+    pub(crate) fn key(&self) -> Option<&[u8]> {
+        match self {
+            OwnedBound::Unbounded => None,
+            OwnedBound::Included(k) | OwnedBound::Excluded(k) => Some(k),
+        }
+    }
+}
+
 /// Whether `key` lies between two bounds, compared bytewise.
 pub(crate) fn in_bounds((lower, upper): (Bound<&[u8]>, Bound<&[u8]>), key: &[u8]) -> bool {
     let above = match lower {

@@ -8,7 +8,7 @@
 
 use std::ops::Bound;
 
-use crate::in_bounds;
+use crate::{OwnedBound, in_bounds};
 use arbitrary::{Arbitrary, Unstructured};
 use tenantry_sdk::wire::{
     self, ScanRequest, ScanResponse, ScanResponseBuilder, ScanSelector, Status, decode_cursor,
@@ -179,24 +179,6 @@ fn raw_scalars(data: &[u8]) {
     let _ = tenantry_engine::audit_target("t", data);
     // `tenantry_sdk::kv::decode_value` and `tenantry_engine::decode_value` are left out until
     // finding 1 (README.md, tests/findings.rs) is fixed: any input would soon abort the run.
-}
-
-/// An owned bound, for `arbitrary`.
-#[derive(Debug, Arbitrary)]
-enum OwnedBound {
-    Unbounded,
-    Included(Vec<u8>),
-    Excluded(Vec<u8>),
-}
-
-impl OwnedBound {
-    fn as_bound(&self) -> Bound<&[u8]> {
-        match self {
-            OwnedBound::Unbounded => Bound::Unbounded,
-            OwnedBound::Included(k) => Bound::Included(k),
-            OwnedBound::Excluded(k) => Bound::Excluded(k),
-        }
-    }
 }
 
 #[derive(Debug, Arbitrary)]
