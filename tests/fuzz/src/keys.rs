@@ -48,6 +48,7 @@ pub fn keys(data: &[u8]) {
             input.table.min(u32::MAX - 1),
         ),
     };
+    // Few and short samples: the checks below are quadratic in them.
     let user_keys = user_samples(&input);
     let ids = neighbour_ids(tenant, table);
 
@@ -78,7 +79,13 @@ pub fn keys(data: &[u8]) {
     }
 
     let mut physical: Vec<Vec<u8>> = encoded.into_iter().map(|e| e.3).collect();
-    physical.extend(input.raw_keys.iter().cloned());
+    physical.extend(
+        input
+            .raw_keys
+            .iter()
+            .take(16)
+            .map(|k| k[..k.len().min(40)].to_vec()),
+    );
     let own = table_key(tenant, table, b"");
     for len in 0..=own.len() {
         physical.push(own[..len].to_vec());
@@ -118,7 +125,7 @@ pub fn keys(data: &[u8]) {
 
     for a in physical.iter().chain(&user_keys) {
         check_successor(a, &physical);
-        for b in physical.iter().chain(&user_keys).take(64) {
+        for b in physical.iter().chain(&user_keys).take(32) {
             assert_eq!(compare_keys(a, b), a.cmp(b), "{a:?} {b:?}");
             assert_eq!(ByteKey::compare(a, b), a.cmp(b), "{a:?} {b:?}");
             if a < b {
@@ -131,11 +138,11 @@ pub fn keys(data: &[u8]) {
 
 fn user_samples(input: &Input) -> Vec<Vec<u8>> {
     let mut named: Vec<&[u8]> = vec![b"", &input.prefix];
-    named.extend(input.user_keys.iter().map(Vec::as_slice));
+    named.extend(input.user_keys.iter().map(|k| &k[..k.len().min(24)]));
     named.extend(input.start.key());
     named.extend(input.end.key());
     let mut out = Vec::new();
-    for key in named.into_iter().take(16) {
+    for key in named.into_iter().take(10) {
         out.push(key.to_vec());
         out.push([key, &[0]].concat());
         out.push([key, &[0xFF]].concat());
