@@ -94,6 +94,9 @@ mod commit;
 mod context;
 mod engine;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 mod keys;
 mod registry;

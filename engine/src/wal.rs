@@ -263,9 +263,11 @@ impl Wal {
     /// The whole records (checksummed with log id `id`) from the start of the log, with
     /// consecutive LSNs, read one at a time; at most `limit` of them.
     ///
-    /// The log ends at the first record that is not whole. A damaged record followed by a whole
-    /// one that continues its LSNs is not an end but corruption: commits after it were
-    /// acknowledged, and replaying around the hole would be wrong.
+    /// The log ends at the first record that is not whole. A damaged record (a checksum that
+    /// does not match, or a magic that is neither the magic nor zero) followed by a whole one
+    /// that continues the LSNs is not an end but corruption: commits after it were
+    /// acknowledged, and replaying around the hole would be wrong. A damaged LSN is caught too,
+    /// except in the first record, whose LSN only its header says.
     fn scan(&self, id: u64, len: u64, limit: usize) -> Result<Vec<Record>> {
         let mut records: Vec<Record> = Vec::new();
         let mut pos = HEADER_LEN;
@@ -276,7 +278,9 @@ impl Wal {
                     pos += (RECORD_HEADER + payload.len()) as u64;
                     records.push((lsn, payload));
                 }
-                Found::Damaged { lsn, next } if expected.is_none_or(|e| e == Some(lsn)) => {
+                Found::Damaged { lsn, next } => {
+                    // After the first record the LSN is known: the damage may be in the header.
+                    let lsn = expected.flatten().unwrap_or(lsn);
                     if let Found::Whole(after, _) = self.record_at(id, next, len)?
                         && lsn.checked_add(1) == Some(after)
                     {
@@ -304,7 +308,9 @@ impl Wal {
             .map_err(Error::storage_io)?;
         let word =
             |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
-        if word(0) != RECORD_MAGIC {
+        // A zero magic is the end (zeros, or a record taken back); any other is damage.
+        let magic = word(0);
+        if magic == 0 {
             return Ok(Found::Nothing);
         }
         let size = u64::from(word(4));
@@ -312,6 +318,9 @@ impl Wal {
         let Some(end) = body.checked_add(size).filter(|&end| end <= len) else {
             return Ok(Found::Nothing);
         };
+        if magic != RECORD_MAGIC {
+            return Ok(Found::Damaged { lsn, next: end });
+        }
         let mut payload = vec![0u8; size as usize];
         self.storage
             .read(body, &mut payload)
@@ -578,6 +587,24 @@ mod tests {
         // The first record's payload changed: batches 2 and 3 were acknowledged after it.
         file.0.lock()[HEADER_LEN as usize + RECORD_HEADER + 1] ^= 1;
         assert!(matches!(open(&file, 0, false), Err(Error::Corrupted(_))));
+    }
+
+    #[test]
+    fn a_damaged_magic_or_lsn_before_whole_records_is_corruption() {
+        // Found by the wal_scan fuzz target: such a record used to end the log silently.
+        let second = HEADER_LEN as usize + RECORD_HEADER + 15;
+        for byte in [second, second + 9] {
+            let file = Shared::default();
+            let (wal, _) = open(&file, 0, true).unwrap();
+            for _ in 0..3 {
+                append(&wal, b"some operations");
+            }
+            file.0.lock()[byte] ^= 1;
+            assert!(
+                matches!(open(&file, 0, false), Err(Error::Corrupted(_))),
+                "byte {byte}"
+            );
+        }
     }
 
     #[test]
