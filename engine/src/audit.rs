@@ -452,7 +452,7 @@ pub(crate) struct StoredEntry<'a> {
 
 impl<'a> StoredEntry<'a> {
     pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self> {
-        match bincode::serde::borrow_decode_from_slice(bytes, schema::bincode_config()) {
+        match bincode::serde::borrow_decode_from_slice(bytes, schema::decode_config()) {
             Ok((entry, used)) if used == bytes.len() => Ok(entry),
             Ok(_) => Err(Error::Corrupted("audit entry: trailing bytes".into())),
             Err(e) => Err(Error::Corrupted(format!("audit entry: {e}"))),

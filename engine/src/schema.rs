@@ -138,13 +138,24 @@ pub(crate) fn bincode_config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// Most bytes one decode may claim for what it builds: 16 times the largest value (a value of
+/// one-byte elements of 16-byte types), 256 MiB.
+pub(crate) const DECODE_LIMIT: usize = 16 * crate::keys::MAX_VALUE_LEN;
+
+/// [`bincode_config`] for decoding stored bytes, with an allocation limit: without one,
+/// bincode reserves whatever a length prefix claims, and nine bytes claiming 2^37 of them abort
+/// the process (found by fuzzing). The encoding is the same.
+pub(crate) fn decode_config() -> impl bincode::config::Config {
+    bincode_config().with_limit::<DECODE_LIMIT>()
+}
+
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     bincode::serde::encode_to_vec(value, bincode_config()).map_err(|e| Error::Encode(e.to_string()))
 }
 
 /// Decodes an engine record; a failure means the file was damaged or edited.
 pub(crate) fn decode_record<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
-    match bincode::serde::decode_from_slice(bytes, bincode_config()) {
+    match bincode::serde::decode_from_slice(bytes, decode_config()) {
         Ok((value, used)) if used == bytes.len() => Ok(value),
         Ok(_) => Err(Error::Corrupted(format!("{what}: trailing bytes"))),
         Err(e) => Err(Error::Corrupted(format!("{what}: {e}"))),

@@ -31,7 +31,7 @@ pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 }
 
 fn decode_in<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T> {
-    let decoded = bincode::serde::decode_from_slice(bytes, schema::bincode_config());
+    let decoded = bincode::serde::decode_from_slice(bytes, schema::decode_config());
     match decoded {
         Ok((value, used)) if used == bytes.len() => Ok(value),
         Ok(_) => Err(Error::Decode {

@@ -173,7 +173,10 @@ fn split(bytes: &[u8]) -> Option<(u8, &[u8])> {
 }
 
 fn body<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, Error> {
-    match bincode::serde::decode_from_slice(bytes, bincode::config::standard()) {
+    // A record is a few hundred bytes: nothing it decodes may claim more than 1 MiB (a length
+    // prefix claiming more would otherwise be allocated, and could abort the process).
+    let config = bincode::config::standard().with_limit::<{ 1 << 20 }>();
+    match bincode::serde::decode_from_slice(bytes, config) {
         Ok((value, used)) if used == bytes.len() => Ok(value),
         Ok(_) => Err(decode_error(what, "trailing bytes".into())),
         Err(e) => Err(decode_error(what, e.to_string())),

@@ -134,8 +134,11 @@ pub fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> 
 /// # Errors
 /// [`Error::Decode`] if `bytes` is not exactly one encoded `T`.
 pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    let (value, read) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-        .map_err(|e| Error::Decode {
+    // With a limit, so that a length prefix claiming more than a guest's memory can hold is an
+    // error, not an allocation failure that traps (the engine decodes with the same limit).
+    let config = bincode::config::standard().with_limit::<{ 256 << 20 }>();
+    let (value, read) =
+        bincode::serde::decode_from_slice(bytes, config).map_err(|e| Error::Decode {
             message: bincode_decode_reason(&e).into(),
         })?;
     if read != bytes.len() {
