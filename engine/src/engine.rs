@@ -461,10 +461,10 @@ impl Engine {
 
     /// A handle like [`Engine::tenant`]'s for a component built on the engine, such as the
     /// plugin host running an invocation: it reaches the same tables, and it may also record
-    /// audit events in the engine's reserved namespaces ([`is_reserved_action`]: `kv.get`,
+    /// audit events in the engine's reserved namespaces ([`crate::is_reserved_action`]: `kv.get`,
     /// `plugin.invoke`, ...). Such an entry states that something happened, so a component
     /// records one only when it did; never give this handle to tenant-supplied code (a plugin's
-    /// own audit calls are checked against [`is_reserved_action`] by the host).
+    /// own audit calls are checked against [`crate::is_reserved_action`] by the host).
     ///
     /// # Errors
     /// As [`Engine::tenant`].
