@@ -36,11 +36,18 @@ fn wat(text: &str) -> Vec<u8> {
 }
 
 /// A plugin whose `noop` does nothing: quick to compile 64 times in a debug build.
+///
+/// It writes one byte past the first 64 KiB of its memory, which the host resets in place
+/// (`pool_keep_resident_bytes`): the page beyond goes back to the kernel through wasmtime's
+/// batched decommit queue, the path on which a released slot is briefly in no queue (a module
+/// that stays within the kept bytes returns its slot at once and would not show the race).
 const NOOP_WAT: &str = r#"(module
-  (memory (export "memory") 1)
+  (memory (export "memory") 4)
   (func (export "tenantry_abi_version") (result i32) (i32.const 1))
   (func (export "tenantry_alloc") (param i32) (result i32) (i32.const 1024))
-  (func (export "noop") (param i32 i32) (result i32) (i32.const 0)))"#;
+  (func (export "noop") (param i32 i32) (result i32)
+    (i32.store8 (i32.const 200000) (i32.const 1))
+    (i32.const 0)))"#;
 
 /// At `threads` concurrent invocations over 64 tenants, every invocation either runs or is
 /// refused as `Busy` before any code runs; none fails because wasmtime's pool was full.
