@@ -172,6 +172,8 @@ fn hostile_keeps_to_the_abi() -> TestResult {
         "write_until_refused",
         "calls_until_refused",
         "audit_until_refused",
+        "audit_action",
+        "trap_after_many_writes",
         "debug_flood",
         "bad_table_names",
     ];
