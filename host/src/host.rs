@@ -421,11 +421,11 @@ impl PluginHost {
     fn forget_deleted_tenants(&self) {
         let engine = &self.inner.engine;
         let generation = engine.state_generation();
-        if self
-            .inner
-            .swept_generation
-            .swap(generation, Ordering::AcqRel)
-            == generation
+        // A load first: a read-modify-write on every invocation would bounce this cache line
+        // between the cores of concurrent invocations.
+        let swept = &self.inner.swept_generation;
+        if swept.load(Ordering::Acquire) == generation
+            || swept.swap(generation, Ordering::AcqRel) == generation
         {
             return;
         }
