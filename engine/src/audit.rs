@@ -220,7 +220,7 @@ impl AuditQuery {
         self
     }
 
-    fn matches(&self, e: &StoredEntry<'_>) -> bool {
+    pub(crate) fn matches(&self, e: &StoredEntry<'_>) -> bool {
         self.until_micros.is_none_or(|u| e.ts < u)
             && self
                 .action_prefix
@@ -516,6 +516,36 @@ impl<'a> StoredEntry<'a> {
     }
 }
 
+/// The entry that `draft`, recorded by `actor`, becomes at `(stream, seq)` after the entry
+/// whose hash is `prev`, stamped `ts`: the one place an entry is built, whichever backend
+/// stores it, so that every backend's chains are the same.
+pub(crate) fn chain_entry<'a>(
+    stream: u64,
+    seq: u64,
+    prev: &[u8; 32],
+    ts: i64,
+    actor: &'a crate::context::Actor,
+    draft: AuditEvent,
+) -> StoredEntry<'a> {
+    let borrow = |s: &'a Option<String>| s.as_deref().map(Cow::Borrowed);
+    let mut entry = StoredEntry {
+        ts,
+        action: draft.action,
+        actor: borrow(&actor.actor),
+        ip: borrow(&actor.ip),
+        request_id: borrow(&actor.request_id),
+        target: draft.target.map(Cow::Owned),
+        message: draft.message.map(Cow::Owned),
+        origin: borrow(&actor.origin),
+        outcome: draft.outcome,
+        value_digest: draft.value_digest,
+        by_operator: actor.by_operator,
+        hash: [0; 32],
+    };
+    entry.hash = entry.compute_hash(stream, seq, prev);
+    entry
+}
+
 fn put_str<'h>(h: &'h mut blake3::Hasher, s: &str) -> &'h mut blake3::Hasher {
     let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
     h.update(&len.to_le_bytes()).update(s.as_bytes())
@@ -563,54 +593,88 @@ pub(crate) fn verify(
     stream: AuditStream,
     anchor: Option<(u64, &[u8; 32])>,
 ) -> Result<u64> {
-    let tampered = |seq: u64, reason: String| Error::AuditTampered {
-        stream,
-        seq,
-        reason,
+    let mut chain = ChainCheck::new(stream, anchor);
+    let Some(log) = StreamLog::open(txn, stream)? else {
+        return chain.finish(None);
     };
-    let raw = stream.raw();
-    let count = match StreamLog::open(txn, stream)? {
-        None => 0,
-        Some(log) => {
-            let mut prev = [0u8; 32];
-            let count = log.for_each(|raw_entry| {
-                let seq = raw_entry.seq;
-                let entry = raw_entry
-                    .decode()
-                    .map_err(|e| tampered(seq, format!("entry does not decode ({e})")))?;
-                let hash = entry.compute_hash(raw, seq, &prev);
-                if hash != entry.hash {
-                    return Err(tampered(seq, "hash does not match contents".into()));
-                }
-                if let Some((anchor_seq, anchor_hash)) = anchor
-                    && anchor_seq == seq
-                    && &hash != anchor_hash
-                {
-                    return Err(tampered(seq, "hash differs from the kept head".into()));
-                }
-                prev = hash;
-                Ok(())
-            })?;
-            if let Some(head) = log.head()
-                && head.hash != prev
-            {
-                return Err(tampered(
-                    head.seq,
-                    "the recorded head's hash differs from the last entry".into(),
-                ));
-            }
-            count
+    log.for_each(|raw_entry| {
+        let seq = raw_entry.seq;
+        let entry = raw_entry
+            .decode()
+            .map_err(|e| chain.tampered(seq, format!("entry does not decode ({e})")))?;
+        chain.check(seq, &entry)
+    })?;
+    chain.finish(log.head().map(|head| (head.seq, head.hash)))
+}
+
+/// Recomputes a stream's chain entry by entry, oldest first, whichever backend reads it.
+pub(crate) struct ChainCheck<'a> {
+    stream: AuditStream,
+    anchor: Option<(u64, &'a [u8; 32])>,
+    prev: [u8; 32],
+    count: u64,
+}
+
+impl<'a> ChainCheck<'a> {
+    pub(crate) fn new(stream: AuditStream, anchor: Option<(u64, &'a [u8; 32])>) -> Self {
+        ChainCheck {
+            stream,
+            anchor,
+            prev: [0; 32],
+            count: 0,
         }
-    };
-    if let Some((anchor_seq, _)) = anchor
-        && anchor_seq > count
-    {
-        return Err(tampered(
-            count + 1,
-            format!("log ends at seq {count}, before the kept head at seq {anchor_seq}"),
-        ));
     }
-    Ok(count)
+
+    pub(crate) fn tampered(&self, seq: u64, reason: String) -> Error {
+        Error::AuditTampered {
+            stream: self.stream,
+            seq,
+            reason,
+        }
+    }
+
+    /// Checks the entry at `seq`, the one after the last checked.
+    pub(crate) fn check(&mut self, seq: u64, entry: &StoredEntry<'_>) -> Result<()> {
+        if seq != self.count + 1 {
+            return Err(self.tampered(self.count + 1, "the entry is missing".into()));
+        }
+        let hash = entry.compute_hash(self.stream.raw(), seq, &self.prev);
+        if hash != entry.hash {
+            return Err(self.tampered(seq, "hash does not match contents".into()));
+        }
+        if let Some((anchor_seq, anchor_hash)) = self.anchor
+            && anchor_seq == seq
+            && &hash != anchor_hash
+        {
+            return Err(self.tampered(seq, "hash differs from the kept head".into()));
+        }
+        self.prev = hash;
+        self.count = seq;
+        Ok(())
+    }
+
+    /// After the last entry: checks the stream's recorded head `(seq, hash)`, if it has one,
+    /// and that the kept anchor was reached; returns the number of entries verified.
+    pub(crate) fn finish(self, head: Option<(u64, [u8; 32])>) -> Result<u64> {
+        if let Some((seq, hash)) = head
+            && (seq != self.count || (seq > 0 && hash != self.prev))
+        {
+            return Err(self.tampered(
+                seq,
+                "the recorded head's hash differs from the last entry".into(),
+            ));
+        }
+        let count = self.count;
+        if let Some((anchor_seq, _)) = self.anchor
+            && anchor_seq > count
+        {
+            return Err(self.tampered(
+                count + 1,
+                format!("log ends at seq {count}, before the kept head at seq {anchor_seq}"),
+            ));
+        }
+        Ok(count)
+    }
 }
 
 /// Writes `stream`, oldest first, as JSON Lines; returns the number of entries written.

@@ -29,7 +29,7 @@ use crate::context::Actor;
 use crate::error::{Error, QuotaLimit, Result};
 use crate::keys::{TableId, TablePrefix};
 use crate::registry::Registry;
-use crate::schema::{self, Tail, TenantRecord};
+use crate::schema::{self, Tail};
 use crate::snapshot::ReadCache;
 use crate::types::Usage;
 use crate::types::{Quota, TenantId, TenantState};
@@ -112,6 +112,13 @@ pub(crate) enum Request {
     },
     /// Makes its batch a checkpoint (see [`crate::wal`]).
     Checkpoint,
+}
+
+impl DataCommit {
+    /// Whether the commit changes data (not only the audit log).
+    pub(crate) fn writes(&self) -> bool {
+        self.apply && self.tables.iter().any(|t| !t.writes.is_empty())
+    }
 }
 
 impl Request {
@@ -641,25 +648,18 @@ fn apply_data(batch: &mut Batch<'_>, commit: DataCommit) -> Result<Result<Reply>
     let Some(record) = batch.record(raw)? else {
         return Ok(Err(Error::UnknownTenant(tenant)));
     };
-    let writes = commit.apply && commit.tables.iter().any(|t| !t.writes.is_empty());
+    let writes = commit.writes();
     // A damaged state byte refuses this tenant's commit, not the whole batch.
     let state = match record.state() {
         Ok(state) => state,
         Err(err) => return Ok(Err(err)),
     };
-    let refusal = match state {
-        TenantState::Deleted => return Ok(Err(Error::TenantDeleted(tenant))),
-        TenantState::Suspended => Some(Error::TenantSuspended(tenant)),
-        TenantState::ReadOnly if writes => Some(Error::TenantReadOnly(tenant)),
-        _ if writes => quota_refusal(tenant, record, usage, commit.delta),
-        _ => None,
+    let refused = match refusal(tenant, state, &record.quota, usage, commit.delta, writes) {
+        Ok(refused) => refused,
+        Err(err) => return Ok(Err(err)),
     };
-    if let Some(err) = refusal {
-        let reason = err.to_string();
-        for mut draft in commit.drafts {
-            if matches!(draft.outcome, Outcome::Ok | Outcome::NoChange) {
-                draft.outcome = Outcome::Denied(reason.clone());
-            }
+    if let Some(err) = refused {
+        for draft in denied(commit.drafts, &err) {
             batch.append(raw, &commit.actor, draft)?;
         }
         return Ok(Err(err));
@@ -684,9 +684,44 @@ fn apply_data(batch: &mut Batch<'_>, commit: DataCommit) -> Result<Result<Reply>
     })))
 }
 
+/// Whether a commit of `tenant` in `state`, with `quota` and `usage`, changing usage by
+/// `delta` (`writes`: it changes data) is refused, on every backend: `Err` refuses it without a
+/// trace (a deleted tenant records nothing more), `Ok(Some)` refuses it with its audit entries
+/// recorded as denied ([`denied`]).
+pub(crate) fn refusal(
+    tenant: TenantId,
+    state: TenantState,
+    quota: &Quota,
+    usage: Usage,
+    delta: UsageDelta,
+    writes: bool,
+) -> Result<Option<Error>> {
+    Ok(match state {
+        TenantState::Deleted => return Err(Error::TenantDeleted(tenant)),
+        TenantState::Suspended => Some(Error::TenantSuspended(tenant)),
+        TenantState::ReadOnly if writes => Some(Error::TenantReadOnly(tenant)),
+        _ if writes => quota_refusal(tenant, quota, usage, delta),
+        _ => None,
+    })
+}
+
+/// The audit entries of a refused commit: each that claimed success says it was denied.
+pub(crate) fn denied(drafts: Vec<AuditEvent>, err: &Error) -> Vec<AuditEvent> {
+    let reason = err.to_string();
+    drafts
+        .into_iter()
+        .map(|mut draft| {
+            if matches!(draft.outcome, Outcome::Ok | Outcome::NoChange) {
+                draft.outcome = Outcome::Denied(reason.clone());
+            }
+            draft
+        })
+        .collect()
+}
+
 fn quota_refusal(
     tenant: TenantId,
-    record: &TenantRecord,
+    quota: &Quota,
     usage: Usage,
     delta: UsageDelta,
 ) -> Option<Error> {
@@ -702,20 +737,8 @@ fn quota_refusal(
             _ => None,
         }
     };
-    check(
-        QuotaLimit::Bytes,
-        record.quota.max_bytes,
-        usage.bytes,
-        delta.bytes,
-    )
-    .or_else(|| {
-        check(
-            QuotaLimit::Keys,
-            record.quota.max_keys,
-            usage.keys,
-            delta.keys,
-        )
-    })
+    check(QuotaLimit::Bytes, quota.max_bytes, usage.bytes, delta.bytes)
+        .or_else(|| check(QuotaLimit::Keys, quota.max_keys, usage.keys, delta.keys))
 }
 
 /// Microseconds since the Unix epoch.

@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use crate::audit::{self, AuditEntry, AuditEvent, AuditQuery, AuditStream};
+use crate::audit::{AuditEntry, AuditEvent, AuditQuery, AuditStream};
 use crate::commit::{Committer, PipelineOptions, Reply, Request, redo};
 use crate::context::{Actor, Context, Operator};
 use crate::error::{Error, Result};
 use crate::handle::{Scope, TenantHandle};
-use crate::registry::Registry;
+use crate::registry::{Registry, TenantShared};
 use crate::schema::{self, TenantRecord};
 use crate::snapshot::{Access, ReadCache};
+use crate::store::{Purger, RedbStore, Store, unexpected};
 use crate::types::{Quota, TenantId, TenantInfo, TenantState};
 use crate::wal::{self, Wal};
 
@@ -55,6 +56,10 @@ pub struct EngineOptions {
     /// changed since the last one: bigger means rarer but longer stalls, a longer replay after
     /// a crash, and a bigger log file.
     pub log_checkpoint_bytes: u64,
+    /// PostgreSQL backend only ([`Engine::open_postgres_with`]): the schema that holds the
+    /// engine's tables, created if missing (`tenantry`; 1–63 bytes of lowercase letters, digits,
+    /// `-` and `_`). Engines that share a schema share one tenantry database.
+    pub postgres_schema: String,
     /// Benchmarks only: switches audit entries off to measure their cost. Never use it in
     /// production: an engine that does not audit breaks every promise of this crate.
     #[doc(hidden)]
@@ -71,19 +76,31 @@ impl Default for EngineOptions {
             max_batch_requests: 1024,
             cache_size: None,
             log_checkpoint_bytes: 4 * 1024 * 1024,
+            postgres_schema: "tenantry".to_owned(),
             audit_enabled: true,
         }
     }
 }
 
 pub(crate) struct EngineInner {
-    // Field order is drop order: the committer finishes before the database closes.
-    pub(crate) committer: Committer,
-    /// The read transaction shared by snapshots until the next commit.
-    pub(crate) reads: Arc<ReadCache>,
-    pub(crate) db: Arc<redb::Database>,
+    pub(crate) store: Store,
+    /// The tenants as this engine knows them: every tenant on redb (only this engine writes
+    /// the file); on PostgreSQL a cache that other nodes' changes reach within a bounded time.
     pub(crate) registry: Arc<Registry>,
     pub(crate) options: EngineOptions,
+}
+
+impl EngineInner {
+    /// The registry's entry of `tenant`; on a shared store, loaded on a miss (another node
+    /// may have created it).
+    pub(crate) fn tenant_shared(&self, tenant: TenantId) -> Result<Arc<TenantShared>> {
+        match self.registry.get(tenant) {
+            Err(Error::UnknownTenant(_)) if self.store.load_tenant(tenant)? => {
+                self.registry.get(tenant)
+            }
+            other => other,
+        }
+    }
 }
 
 /// A tenantry database. Cloning is cheap and every clone shares one database and one commit
@@ -220,9 +237,11 @@ impl Engine {
         )?;
         let engine = Engine {
             inner: Arc::new(EngineInner {
-                committer,
-                reads,
-                db,
+                store: Store::Redb(RedbStore {
+                    committer,
+                    reads,
+                    db,
+                }),
                 registry,
                 options,
             }),
@@ -234,8 +253,8 @@ impl Engine {
     }
 
     /// Finishes purging tenants whose deletion was interrupted, in the background.
-    fn resume_purges(&self, tenants: Vec<TenantId>) {
-        let queue = Arc::clone(self.inner.committer.queue());
+    pub(crate) fn resume_purges(&self, tenants: Vec<TenantId>) {
+        let queue = self.inner.store.purger();
         let chunk = self.inner.options.purge_chunk_keys;
         let spawned = std::thread::Builder::new()
             .name("tenantry-purge".into())
@@ -252,7 +271,7 @@ impl Engine {
     }
 
     fn submit(&self, request: Request) -> Result<Reply> {
-        self.inner.committer.queue().submit(request)
+        self.inner.store.submit(request)
     }
 
     /// Writes every commit that the write-ahead log holds into the database file durably, and
@@ -311,7 +330,10 @@ impl Engine {
     /// # Errors
     /// None today; the `Result` leaves room for a registry that is not held in memory.
     pub fn tenant_id(&self, name: &str) -> Result<Option<TenantId>> {
-        Ok(self.inner.registry.id_of(name))
+        match self.inner.registry.id_of(name) {
+            Some(id) => Ok(Some(id)),
+            None => self.inner.store.load_tenant_named(name),
+        }
     }
 
     /// Every live (not deleted) tenant, by id.
@@ -331,17 +353,7 @@ impl Engine {
     /// # Errors
     /// A storage error.
     pub fn all_tenants(&self) -> Result<Vec<TenantInfo>> {
-        let txn = self.inner.db.begin_read()?;
-        let table = txn.open_table(schema::TENANTS)?;
-        let tails = txn.open_table(schema::TAILS)?;
-        let mut out = Vec::new();
-        for item in table.iter()? {
-            let (id, bytes) = item?;
-            let record: TenantRecord = schema::decode_record("tenant record", bytes.value())?;
-            let usage = schema::Tail::read(&tails, id.value())?.usage;
-            out.push(record.info(TenantId::from_raw(id.value()), usage)?);
-        }
-        Ok(out)
+        self.inner.store.all_tenants()
     }
 
     /// What the engine knows about one tenant (deleted ones included).
@@ -349,14 +361,7 @@ impl Engine {
     /// # Errors
     /// [`Error::UnknownTenant`] or a storage error.
     pub fn tenant_info(&self, tenant: TenantId) -> Result<TenantInfo> {
-        let txn = self.inner.db.begin_read()?;
-        let table = txn.open_table(schema::TENANTS)?;
-        let bytes = table
-            .get(tenant.get())?
-            .ok_or(Error::UnknownTenant(tenant))?;
-        let record: TenantRecord = schema::decode_record("tenant record", bytes.value())?;
-        let usage = schema::Tail::read(&txn.open_table(schema::TAILS)?, tenant.get())?.usage;
-        record.info(tenant, usage)
+        self.inner.store.tenant_info(tenant)
     }
 
     /// Changes a tenant's state; `Deleted` is the same as [`Engine::delete_tenant`].
@@ -424,7 +429,7 @@ impl Engine {
             actor: Actor::from(op),
         })?;
         purge(
-            self.inner.committer.queue(),
+            &self.inner.store.purger(),
             tenant,
             self.inner.options.purge_chunk_keys,
             progress,
@@ -456,7 +461,7 @@ impl Engine {
     /// # Errors
     /// [`Error::UnknownTenant`].
     pub fn tenant_state(&self, tenant: TenantId) -> Result<TenantState> {
-        Ok(self.inner.registry.get(tenant)?.state())
+        Ok(self.inner.tenant_shared(tenant)?.state())
     }
 
     /// A handle like [`Engine::tenant`]'s for a component built on the engine, such as the
@@ -492,7 +497,7 @@ impl Engine {
         component: bool,
     ) -> Result<TenantHandle> {
         ctx.validate()?;
-        let tenant = self.inner.registry.get(ctx.tenant)?;
+        let tenant = self.inner.tenant_shared(ctx.tenant)?;
         tenant.check_readable()?;
         Ok(TenantHandle::new(Scope {
             engine: Arc::clone(&self.inner),
@@ -512,7 +517,7 @@ impl Engine {
     /// [`Error::UnknownTenant`], a suspended or deleted tenant, or an invalid operator.
     pub fn reserved_handle(&self, op: &Operator, tenant: TenantId) -> Result<TenantHandle> {
         op.validate()?;
-        let shared = self.inner.registry.get(tenant)?;
+        let shared = self.inner.tenant_shared(tenant)?;
         shared.check_readable()?;
         Ok(TenantHandle::new(Scope {
             engine: Arc::clone(&self.inner),
@@ -524,7 +529,7 @@ impl Engine {
     }
 
     pub(crate) fn operator_scope(&self, op: &Operator, tenant: TenantId) -> Result<Scope> {
-        let shared = self.inner.registry.get(tenant)?;
+        let shared = self.inner.tenant_shared(tenant)?;
         if shared.state() == TenantState::Deleted {
             return Err(Error::TenantDeleted(tenant));
         }
@@ -563,9 +568,10 @@ impl Engine {
         query: &AuditQuery,
     ) -> Result<Vec<AuditEntry>> {
         op.validate()?;
-        self.inner.registry.get(tenant)?;
-        let txn = self.inner.db.begin_read()?;
-        audit::query(&txn, AuditStream::Tenant(tenant), query)
+        self.inner.tenant_shared(tenant)?;
+        self.inner
+            .store
+            .audit_query(AuditStream::Tenant(tenant), query)
     }
 
     /// The system stream (operator actions), newest first.
@@ -574,8 +580,7 @@ impl Engine {
     /// A storage error.
     pub fn system_audit_log(&self, op: &Operator, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         op.validate()?;
-        let txn = self.inner.db.begin_read()?;
-        audit::query(&txn, AuditStream::System, query)
+        self.inner.store.audit_query(AuditStream::System, query)
     }
 
     /// Writes a stream, oldest first, as JSON Lines; returns the number of entries.
@@ -586,14 +591,13 @@ impl Engine {
         &self,
         op: &Operator,
         stream: AuditStream,
-        out: impl Write,
+        mut out: impl Write,
     ) -> Result<u64> {
         op.validate()?;
         if let AuditStream::Tenant(t) = stream {
-            self.inner.registry.get(t)?;
+            self.inner.tenant_shared(t)?;
         }
-        let txn = self.inner.db.begin_read()?;
-        audit::write_jsonl(&txn, stream, out)
+        self.inner.store.audit_jsonl(stream, &mut out)
     }
 
     /// Recomputes a tenant's audit chain; returns the number of entries verified.
@@ -602,7 +606,7 @@ impl Engine {
     /// [`Error::AuditTampered`] naming the first bad seq, [`Error::UnknownTenant`], or a storage
     /// error.
     pub fn verify_audit(&self, tenant: TenantId) -> Result<u64> {
-        self.inner.registry.get(tenant)?;
+        self.inner.tenant_shared(tenant)?;
         self.verify_stream(AuditStream::Tenant(tenant), None)
     }
 
@@ -613,7 +617,7 @@ impl Engine {
     /// # Errors
     /// As [`Engine::verify_audit`].
     pub fn verify_audit_against(&self, tenant: TenantId, seq: u64, head: &[u8; 32]) -> Result<u64> {
-        self.inner.registry.get(tenant)?;
+        self.inner.tenant_shared(tenant)?;
         self.verify_stream(AuditStream::Tenant(tenant), Some((seq, head)))
     }
 
@@ -626,13 +630,41 @@ impl Engine {
         stream: AuditStream,
         anchor: Option<(u64, &[u8; 32])>,
     ) -> Result<u64> {
-        let txn = self.inner.db.begin_read()?;
-        audit::verify(&txn, stream, anchor)
+        self.inner.store.audit_verify(stream, anchor)
+    }
+
+    /// Whether the commit that returned (or would have returned) the receipt `(seq, head)` of
+    /// `tenant` happened: `true` if the tenant's audit entry at `seq` has the hash `head`,
+    /// `false` if the stream has no such entry (the commit did not happen). The answer for a
+    /// commit that failed with [`Error::CommitOutcomeUnknown`]; the head is the idempotency
+    /// record, so asking twice gives the same answer.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTenant`], or a storage error (on PostgreSQL, [`Error::Unavailable`] while
+    /// the primary cannot be reached: ask again).
+    pub fn resolve_commit(
+        &self,
+        tenant: TenantId,
+        audit_seq: u64,
+        audit_head: &[u8; 32],
+    ) -> Result<bool> {
+        self.inner.tenant_shared(tenant)?;
+        if audit_seq == 0 {
+            return Ok(false);
+        }
+        let query = AuditQuery::default().before_seq(audit_seq + 1).limit(1);
+        let newest = self
+            .inner
+            .store
+            .audit_query(AuditStream::Tenant(tenant), &query)?;
+        Ok(newest
+            .first()
+            .is_some_and(|e| e.seq == audit_seq && &e.hash == audit_head))
     }
 
     /// Why the commit pipeline stopped, if a storage failure stopped it.
     pub fn failure(&self) -> Option<String> {
-        self.inner.committer.queue().failure()
+        self.inner.store.failure()
     }
 }
 
@@ -719,30 +751,19 @@ fn builder(options: &EngineOptions) -> redb::Builder {
     builder
 }
 
-fn unexpected(reply: &Reply) -> Error {
-    Error::Corrupted(format!("unexpected reply from the committer: {reply:?}"))
-}
-
 fn purge(
-    queue: &crate::commit::CommitQueue,
+    purger: &Purger,
     tenant: TenantId,
     chunk: usize,
     mut progress: impl FnMut(u64),
 ) -> Result<()> {
     let mut total = 0;
     loop {
-        match queue.submit(Request::Purge {
-            tenant,
-            max_keys: chunk.max(1),
-        })? {
-            Reply::Purged { removed, done } => {
-                total += removed;
-                progress(total);
-                if done {
-                    return Ok(());
-                }
-            }
-            other => return Err(unexpected(&other)),
+        let (removed, done) = purger.purge_chunk(tenant, chunk.max(1))?;
+        total += removed;
+        progress(total);
+        if done {
+            return Ok(());
         }
     }
 }

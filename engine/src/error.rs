@@ -172,6 +172,32 @@ pub enum Error {
     /// The storage layer failed.
     #[error("storage error: {0}")]
     Storage(StorageError),
+    /// The database server (PostgreSQL) could not be reached, or the connection to it was lost,
+    /// before the operation could have taken effect: nothing was committed. Retryable: after a
+    /// failover the next attempt reaches the promoted standby.
+    #[error("the database server is unavailable: {reason}")]
+    Unavailable {
+        /// What failed.
+        reason: String,
+    },
+    /// The connection to the database server was lost while a commit was being made durable,
+    /// and the engine could not reach the server again within the commit's deadline to find
+    /// out whether it happened. It happened if and only if the tenant's audit entry at
+    /// `audit_seq` has the hash `audit_head`: ask [`crate::Engine::resolve_commit`] once the
+    /// server is back. Never retry the commit blindly.
+    #[error(
+        "the outcome of a commit of tenant {tenant} is unknown (it happened if audit entry {audit_seq} exists with the expected hash): {reason}"
+    )]
+    CommitOutcomeUnknown {
+        /// The tenant.
+        tenant: TenantId,
+        /// The seq the commit's last audit entry has if it happened.
+        audit_seq: u64,
+        /// That entry's hash if it happened.
+        audit_head: [u8; 32],
+        /// What failed.
+        reason: String,
+    },
     /// An I/O error outside the storage layer (for example while exporting).
     #[error("I/O error")]
     Io(#[from] std::io::Error),
@@ -186,13 +212,25 @@ impl Error {
         })
     }
 
+    /// A failure of the storage layer, described by `message`.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn storage(
+        message: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Storage(StorageError {
+            message: message.into(),
+            source,
+        })
+    }
+
     /// Whether retrying the same operation can succeed without any other change.
     ///
-    /// Lock timeouts are retryable. Storage failures are retryable only after the engine has been
+    /// Lock timeouts and an unavailable database server are retryable. Storage failures are retryable only after the engine has been
     /// reopened, so they return `false` here; everything else is a property of the input or of
     /// the tenant's state and will fail the same way again.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::LockTimeout { .. })
+        matches!(self, Error::LockTimeout { .. } | Error::Unavailable { .. })
     }
 }
 

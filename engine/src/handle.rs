@@ -4,7 +4,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::audit::{self, AuditEntry, AuditEvent, AuditQuery, AuditStream};
+use crate::audit::{AuditEntry, AuditEvent, AuditQuery};
 use crate::commit::CommitReceipt;
 use crate::context::Actor;
 use crate::engine::EngineInner;
@@ -28,12 +28,11 @@ pub(crate) struct Scope {
 
 impl Scope {
     pub(crate) fn snapshot(&self) -> Result<Snapshot> {
-        Snapshot::begin(
-            &self.engine.db,
-            &self.engine.reads,
+        self.engine.store.snapshot(
             Arc::clone(&self.tenant),
             self.engine.registry.state_generation(),
             self.access,
+            None,
         )
     }
 
@@ -49,9 +48,17 @@ impl Scope {
 
     pub(crate) fn begin_write_within(self: &Arc<Self>, timeout: Duration) -> Result<WriteTxn> {
         self.tenant.check_readable()?;
+        let started = std::time::Instant::now();
         let lock = self.tenant.lock_writes(timeout)?;
         // Taken after the lock: no other commit of this tenant can land after this snapshot.
-        let snapshot = self.snapshot()?;
+        // On a shared store (PostgreSQL) the snapshot also takes the tenant's writer lock
+        // there, which other app nodes' transactions hold, within what is left of `timeout`.
+        let snapshot = self.engine.store.snapshot(
+            Arc::clone(&self.tenant),
+            self.engine.registry.state_generation(),
+            self.access,
+            Some(timeout.saturating_sub(started.elapsed())),
+        )?;
         Ok(WriteTxn::new(Arc::clone(self), snapshot, lock))
     }
 }
@@ -153,17 +160,15 @@ impl TenantHandle {
     /// # Errors
     /// A suspended or deleted tenant, or a storage error.
     pub fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        let snapshot = self.scope.snapshot()?;
-        audit::query(snapshot.txn(), AuditStream::Tenant(self.tenant_id()), query)
+        self.scope.snapshot()?.audit_query(query)
     }
 
     /// Writes the tenant's whole audit log, oldest first, as JSON Lines.
     ///
     /// # Errors
     /// As [`TenantHandle::audit_log`], or an I/O error of `out`.
-    pub fn export_audit_jsonl(&self, out: impl Write) -> Result<u64> {
-        let snapshot = self.scope.snapshot()?;
-        audit::write_jsonl(snapshot.txn(), AuditStream::Tenant(self.tenant_id()), out)
+    pub fn export_audit_jsonl(&self, mut out: impl Write) -> Result<u64> {
+        self.scope.snapshot()?.audit_jsonl(&mut out)
     }
 
     /// A handle whose audit entries name `origin` (for example a plugin, its version and an

@@ -58,6 +58,12 @@ impl TablePrefix {
         TablePrefix(bytes)
     }
 
+    /// The table's id.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn table(&self) -> TableId {
+        TableId::from_be_bytes([self.0[8], self.0[9], self.0[10], self.0[11]])
+    }
+
     /// The physical key of `user_key` in this table.
     pub(crate) fn key(&self, user_key: &[u8]) -> Vec<u8> {
         let mut key = Vec::with_capacity(PREFIX_LEN + user_key.len());

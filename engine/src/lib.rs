@@ -99,9 +99,12 @@ mod error;
 pub mod fuzzing;
 mod handle;
 mod keys;
+#[cfg(feature = "postgres")]
+mod pg;
 mod registry;
 mod schema;
 mod snapshot;
+mod store;
 mod txn;
 mod types;
 mod unscoped;
@@ -122,8 +125,17 @@ pub use txn::{ReadTxn, WriteScan, WriteTxn, decode_value};
 pub use types::{Quota, TenantId, TenantInfo, TenantState, Usage};
 pub use unscoped::UnscopedHandle;
 
-/// Re-exported for [`Engine::open_backend`]: implement it to inject storage faults in tests.
-pub use redb::StorageBackend;
+/// The items that exist only for the embedded redb backend.
+pub mod redb {
+    /// Implement it to open an engine on custom storage ([`crate::Engine::open_backend`],
+    /// [`crate::Engine::open_backend_with_log`]), for example to inject faults in tests.
+    pub use ::redb::StorageBackend;
+
+    pub use crate::keys::ByteKey;
+}
+
+/// The same as [`redb::StorageBackend`], kept at the crate root for existing code.
+pub use ::redb::StorageBackend;
 
 /// The README's code blocks, compiled and run as doctests so that they cannot rot.
 #[cfg(doctest)]

@@ -163,6 +163,18 @@ impl Registry {
         }
     }
 
+    /// Adds a tenant, or brings a known one's state up to `state`: how a registry that
+    /// mirrors a store shared with other engines (PostgreSQL) learns their changes.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn upsert(&self, id: TenantId, name: &str, state: TenantState) {
+        let known = self.inner.read().by_id.get(&id).map(|t| t.state());
+        match known {
+            None => self.insert(id, name, state),
+            Some(old) if old != state => self.set_state(id, state),
+            Some(_) => {}
+        }
+    }
+
     pub(crate) fn set_state(&self, id: TenantId, state: TenantState) {
         let mut inner = self.inner.write();
         if let Some(t) = inner.by_id.get(&id) {

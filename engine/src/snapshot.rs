@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 use redb::{ReadOnlyTable, ReadableDatabase};
 
+use crate::audit;
 use crate::error::{Error, Result};
 use crate::keys::{self, ByteKey, PhysicalRange, TableId, TablePrefix};
 use crate::registry::TenantShared;
@@ -66,7 +67,7 @@ pub(crate) struct Snapshot {
     /// readable (`u64::MAX`: never).
     states: Arc<AtomicU64>,
     checked: AtomicU64,
-    shared: Arc<SharedRead>,
+    view: View,
     /// The first table named and its prefix (`None`: absent in this snapshot), so that
     /// repeated reads of one table validate and resolve its name once, and read the answer
     /// without taking a lock. A snapshot never changes, so neither does the answer.
@@ -107,6 +108,15 @@ impl ResolvedTable {
     }
 }
 
+/// What a snapshot reads from: the backend's side of the seam (see [`crate::store`]).
+pub(crate) enum View {
+    /// The redb read transaction shared by every snapshot since the last commit.
+    Redb(Arc<SharedRead>),
+    /// A PostgreSQL transaction of this snapshot's own.
+    #[cfg(feature = "postgres")]
+    Pg(Arc<crate::pg::PgView>),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
     /// A tenant's own code: tables starting with `_` are refused.
@@ -119,9 +129,28 @@ pub(crate) enum Access {
 }
 
 impl Snapshot {
-    pub(crate) fn begin(
+    pub(crate) fn begin_redb(
         db: &redb::Database,
         cache: &ReadCache,
+        tenant: Arc<TenantShared>,
+        states: Arc<AtomicU64>,
+        access: Access,
+    ) -> Result<Self> {
+        Self::begin(View::Redb(cache.get(db)?), tenant, states, access)
+    }
+
+    #[cfg(feature = "postgres")]
+    pub(crate) fn begin_pg(
+        view: Arc<crate::pg::PgView>,
+        tenant: Arc<TenantShared>,
+        states: Arc<AtomicU64>,
+        access: Access,
+    ) -> Result<Self> {
+        Self::begin(View::Pg(view), tenant, states, access)
+    }
+
+    fn begin(
+        view: View,
         tenant: Arc<TenantShared>,
         states: Arc<AtomicU64>,
         access: Access,
@@ -129,7 +158,7 @@ impl Snapshot {
         let snapshot = Snapshot {
             states,
             checked: AtomicU64::new(u64::MAX),
-            shared: cache.get(db)?,
+            view,
             first_table: OnceLock::new(),
             tenant,
             access,
@@ -166,8 +195,42 @@ impl Snapshot {
         Ok(())
     }
 
-    pub(crate) fn txn(&self) -> &redb::ReadTransaction {
-        &self.shared.txn
+    #[cfg(feature = "postgres")]
+    pub(crate) fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// The tenant's audit stream, newest first, as of this snapshot.
+    pub(crate) fn audit_query(&self, query: &audit::AuditQuery) -> Result<Vec<audit::AuditEntry>> {
+        let stream = audit::AuditStream::Tenant(self.tenant.id);
+        match &self.view {
+            View::Redb(shared) => audit::query(&shared.txn, stream, query),
+            #[cfg(feature = "postgres")]
+            View::Pg(view) => view.audit_query(stream, query),
+        }
+    }
+
+    /// The tenant's audit stream, oldest first, as JSON Lines, as of this snapshot.
+    pub(crate) fn audit_jsonl(&self, out: &mut dyn std::io::Write) -> Result<u64> {
+        let stream = audit::AuditStream::Tenant(self.tenant.id);
+        match &self.view {
+            View::Redb(shared) => audit::write_jsonl(&shared.txn, stream, out),
+            #[cfg(feature = "postgres")]
+            View::Pg(view) => view.audit_jsonl(stream, out),
+        }
+    }
+
+    /// The tenant's audit head `(seq, hash)` as of this snapshot.
+    pub(crate) fn audit_head(&self) -> Result<(u64, [u8; 32])> {
+        match &self.view {
+            View::Redb(shared) => {
+                let tails = shared.txn.open_table(schema::TAILS)?;
+                let head = schema::Tail::read(&tails, self.tenant.id.get())?.head;
+                Ok((head.seq, head.hash))
+            }
+            #[cfg(feature = "postgres")]
+            View::Pg(view) => view.audit_head(),
+        }
     }
 
     /// The id of a table, or `None` if the tenant has never written to it.
@@ -175,9 +238,15 @@ impl Snapshot {
         if let Some(id) = self.tenant.cached_table(name) {
             return Ok(Some(id));
         }
-        let tables = self.shared.txn.open_table(schema::TABLES)?;
-        let key = keys::table_name_key(self.tenant.id, name);
-        let id = tables.get(&key[..])?.map(|v| v.value());
+        let id = match &self.view {
+            View::Redb(shared) => {
+                let tables = shared.txn.open_table(schema::TABLES)?;
+                let key = keys::table_name_key(self.tenant.id, name);
+                tables.get(&key[..])?.map(|v| v.value())
+            }
+            #[cfg(feature = "postgres")]
+            View::Pg(view) => view.table_id(name)?,
+        };
         if let Some(id) = id {
             self.tenant.remember_table(name, id);
         }
@@ -225,8 +294,14 @@ impl Snapshot {
         let Some(prefix) = self.prefix(table)? else {
             return Ok(f(None));
         };
-        let value = prefix.with_key(key, |k| self.shared.data.get(k))?;
-        Ok(f(value.as_ref().map(|v| v.value())))
+        match &self.view {
+            View::Redb(shared) => {
+                let value = prefix.with_key(key, |k| shared.data.get(k))?;
+                Ok(f(value.as_ref().map(|v| v.value())))
+            }
+            #[cfg(feature = "postgres")]
+            View::Pg(view) => Ok(f(view.get(prefix.table(), key)?.as_deref())),
+        }
     }
 
     /// Size (key plus value) of a stored entry, for usage accounting.
@@ -238,8 +313,14 @@ impl Snapshot {
         let Some(prefix) = prefix else {
             return Ok(None);
         };
-        let value = prefix.with_key(key, |k| self.shared.data.get(k))?;
-        Ok(value.map(|v| (key.len() + v.value().len()) as u64))
+        match &self.view {
+            View::Redb(shared) => {
+                let value = prefix.with_key(key, |k| shared.data.get(k))?;
+                Ok(value.map(|v| (key.len() + v.value().len()) as u64))
+            }
+            #[cfg(feature = "postgres")]
+            View::Pg(view) => view.stored_size(prefix.table(), key),
+        }
     }
 
     /// Scans `table` over a clamped physical range.
@@ -255,8 +336,32 @@ impl Snapshot {
         let Some((lo, hi)) = range(prefix) else {
             return Ok(Scan::empty());
         };
-        let bounds = (as_slice(&lo), as_slice(&hi));
-        let inner = self.shared.data.range::<&[u8]>(bounds)?;
+        let inner = match &self.view {
+            View::Redb(shared) => {
+                let bounds = (as_slice(&lo), as_slice(&hi));
+                ScanInner::Redb(shared.data.range::<&[u8]>(bounds)?)
+            }
+            #[cfg(feature = "postgres")]
+            View::Pg(view) => {
+                // Back from physical keys to the table's user keys: a bound outside the table
+                // is its end.
+                let user = |b: Bound<Vec<u8>>| match b {
+                    Bound::Included(k) => prefix
+                        .strip(&k)
+                        .map_or(Bound::Unbounded, |u| Bound::Included(u.to_vec())),
+                    Bound::Excluded(k) => prefix
+                        .strip(&k)
+                        .map_or(Bound::Unbounded, |u| Bound::Excluded(u.to_vec())),
+                    Bound::Unbounded => Bound::Unbounded,
+                };
+                ScanInner::Pg(crate::pg::PgScan::new(
+                    Arc::clone(view),
+                    prefix.table(),
+                    user(lo),
+                    user(hi),
+                ))
+            }
+        };
         Ok(Scan {
             inner: Some(inner),
             prefix: Some(prefix),
@@ -324,9 +429,15 @@ fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 /// ends, as every other operation of an open handle fails (an operator's scan goes on through a
 /// suspension).
 pub struct Scan {
-    inner: Option<redb::Range<'static, ByteKey, &'static [u8]>>,
+    inner: Option<ScanInner>,
     prefix: Option<TablePrefix>,
     guard: Option<StateGuard>,
+}
+
+enum ScanInner {
+    Redb(redb::Range<'static, ByteKey, &'static [u8]>),
+    #[cfg(feature = "postgres")]
+    Pg(crate::pg::PgScan),
 }
 
 impl Scan {
@@ -348,7 +459,17 @@ impl Iterator for Scan {
             self.inner = None;
             return Some(Err(e));
         }
-        let item = inner.next()?;
+        let item = match inner {
+            ScanInner::Redb(range) => range.next()?,
+            #[cfg(feature = "postgres")]
+            ScanInner::Pg(scan) => {
+                let item = scan.next()?;
+                if item.is_err() {
+                    self.inner = None;
+                }
+                return Some(item);
+            }
+        };
         Some(match item {
             Err(e) => Err(e.into()),
             Ok((k, v)) => {

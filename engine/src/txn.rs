@@ -446,7 +446,7 @@ impl WriteTxn {
         self.snapshot.check_readable()?;
         if self.events.is_empty() && self.tables.values().all(|t| t.writes.is_empty()) {
             // Nothing to write, but after a storage failure no commit succeeds, empty or not.
-            if let Some(failure) = self.scope.engine.committer.queue().failure() {
+            if let Some(failure) = self.scope.engine.store.failure() {
                 return Err(Error::EngineFailed(failure));
             }
             return self.current_receipt();
@@ -472,20 +472,15 @@ impl WriteTxn {
                 event.mark_failed(reason);
             }
         }
-        let request = Request::Data(DataCommit {
+        let commit = DataCommit {
             tenant: self.scope.tenant.id,
             actor: self.scope.actor.clone(),
             tables,
             drafts: events,
             delta,
             apply: rollback.is_none(),
-        });
-        match self.scope.engine.committer.queue().submit(request)? {
-            Reply::Receipt(receipt) => Ok(receipt),
-            other => Err(Error::Corrupted(format!(
-                "unexpected commit reply {other:?}"
-            ))),
-        }
+        };
+        self.scope.engine.store.commit_data(commit, &self.snapshot)
     }
 
     fn current_receipt(&self) -> Result<CommitReceipt> {
@@ -495,9 +490,8 @@ impl WriteTxn {
 
 /// The receipt of the tenant's audit head as of `snapshot`.
 fn current_receipt(snapshot: &Snapshot, scope: &Scope) -> Result<CommitReceipt> {
-    let tails = snapshot.txn().open_table(schema::TAILS)?;
-    let head = schema::Tail::read(&tails, scope.tenant.id.get())?.head;
-    let (audit_seq, audit_head) = (head.seq, head.hash);
+    let _ = scope;
+    let (audit_seq, audit_head) = snapshot.audit_head()?;
     Ok(CommitReceipt {
         audit_seq,
         audit_head,
@@ -518,7 +512,7 @@ pub(crate) fn submit_audit(scope: &Arc<Scope>, drafts: Vec<AuditEvent>) -> Resul
         delta: UsageDelta::default(),
         apply: false,
     });
-    match scope.engine.committer.queue().submit(request)? {
+    match scope.engine.store.submit(request)? {
         Reply::Receipt(receipt) => Ok(receipt),
         other => Err(Error::Corrupted(format!(
             "unexpected commit reply {other:?}"

@@ -3,14 +3,13 @@
 //! Tables are opened on first use: a batch of data commits touches `data`, `audit_log` and
 //! `tails` only, and every table a transaction modifies costs redb a root update at commit.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use redb::{Key, ReadableTable, Table, TableDefinition, Value, WriteTransaction};
 
 use super::redo::{Redo, RedoTable};
 use super::{Effect, Reply, UsageDelta, now_micros};
-use crate::audit::{AuditEvent, StoredEntry};
+use crate::audit::{AuditEvent, chain_entry};
 use crate::context::Actor;
 use crate::error::{Error, Result};
 use crate::keys::{self, ByteKey, TableId};
@@ -288,21 +287,7 @@ impl<'t> Batch<'t> {
         let head = self.head(stream)?;
         let seq = head.seq + 1;
         let ts = self.now.max(head.ts);
-        let mut entry = StoredEntry {
-            ts,
-            action: draft.action,
-            actor: borrow(&actor.actor),
-            ip: borrow(&actor.ip),
-            request_id: borrow(&actor.request_id),
-            target: draft.target.map(Cow::Owned),
-            message: draft.message.map(Cow::Owned),
-            origin: borrow(&actor.origin),
-            outcome: draft.outcome,
-            value_digest: draft.value_digest,
-            by_operator: actor.by_operator,
-            hash: [0; 32],
-        };
-        entry.hash = entry.compute_hash(stream, seq, &head.hash);
+        let entry = chain_entry(stream, seq, &head.hash, ts, actor, draft);
         let body = schema::encode(&entry)?;
         let pos = self.next_position()?;
         let header = schema::EntryHeader {
@@ -534,10 +519,6 @@ pub(super) struct Finished {
     /// Bytes of entries the batch removed by range, which its redo record names in a few
     /// bytes but which change as many pages as writing them did.
     pub(super) unlogged: u64,
-}
-
-fn borrow(s: &Option<String>) -> Option<Cow<'_, str>> {
-    s.as_deref().map(Cow::Borrowed)
 }
 
 /// Removes the first `max` keys in `[start, end)` (and logs the removal in `redo`); returns

@@ -132,7 +132,7 @@ fn delete_makes_data_unreachable_frees_name_and_keeps_audit() {
     let mut options = tenantry_engine::EngineOptions::default();
     options.durability = tenantry_engine::Durability::None;
     options.purge_chunk_keys = 100;
-    let engine = tenantry_engine::Engine::in_memory_with(options).unwrap();
+    let engine = super::engine_with(options);
     let t = engine.create_tenant(&op(), "acme").unwrap();
     let other = engine.create_tenant(&op(), "globex").unwrap();
     let h = handle(&engine, t);

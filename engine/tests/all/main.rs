@@ -3,6 +3,7 @@
 
 mod audit;
 mod format;
+mod helpers;
 mod isolation;
 mod lifecycle;
 mod quota;
@@ -12,9 +13,8 @@ mod wal;
 
 use std::path::{Path, PathBuf};
 
-use tenantry_engine::{
-    Context, Durability, Engine, EngineOptions, Operator, TenantHandle, TenantId,
-};
+pub use helpers::{ctx, handle, op, put};
+use tenantry_engine::{Durability, Engine, EngineOptions};
 
 /// The write-ahead log beside the database file at `path`.
 pub fn log_of(path: &Path) -> PathBuf {
@@ -23,30 +23,15 @@ pub fn log_of(path: &Path) -> PathBuf {
     name.into()
 }
 
-pub fn op() -> Operator {
-    Operator::new("ops:test")
-}
-
 /// An in-memory engine without fsync, for speed.
 pub fn engine() -> Engine {
     let mut options = EngineOptions::default();
     options.durability = Durability::None;
+    engine_with(options)
+}
+
+/// An engine of the backend these tests run on (this binary: redb, in memory) with `options`.
+/// The PostgreSQL binary (`tests/pg`) runs the same test modules with its own.
+pub fn engine_with(options: EngineOptions) -> Engine {
     Engine::in_memory_with(options).unwrap()
-}
-
-pub fn ctx(t: TenantId) -> Context {
-    Context::tenant(t)
-        .actor("user:1")
-        .ip("203.0.113.9")
-        .request_id("req-1")
-}
-
-pub fn handle(engine: &Engine, t: TenantId) -> TenantHandle {
-    engine.tenant(&ctx(t)).unwrap()
-}
-
-pub fn put(h: &TenantHandle, table: &str, key: &[u8], value: &[u8]) {
-    let mut tx = h.begin_write().unwrap();
-    tx.put(table, key, value).unwrap();
-    tx.commit().unwrap();
 }

@@ -89,7 +89,7 @@ fn lock_wait_is_bounded_and_retryable() {
     let mut options = EngineOptions::default();
     options.durability = Durability::None;
     options.lock_timeout = Duration::from_millis(100);
-    let engine = Engine::in_memory_with(options).unwrap();
+    let engine = super::engine_with(options);
     let t = engine.create_tenant(&op(), "acme").unwrap();
     let h = handle(&engine, t);
     let held = h.begin_write().unwrap();
