@@ -456,6 +456,19 @@ impl Engine {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// A number that moves whenever a commit writes one of the tenant's reserved tables,
+    /// through any engine on the same database: a component that caches what it keeps there
+    /// (the plugin host's compiled plugins and limits) compares it with the value it cached at,
+    /// so that a plugin installed through another app node runs at the next invocation here.
+    /// On redb, where only this engine writes, it is always 0 and costs nothing; on PostgreSQL
+    /// it is one single-row read.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTenant`], or a storage error.
+    pub fn reserved_tables_version(&self, tenant: TenantId) -> Result<u64> {
+        self.inner.store.reserved_version(tenant)
+    }
+
     /// A tenant's state as the engine holds it in memory (no I/O), deleted tenants included.
     ///
     /// # Errors

@@ -436,7 +436,8 @@ CREATE TABLE IF NOT EXISTS heads (
     ts bigint NOT NULL DEFAULT 0,
     next_table integer NOT NULL DEFAULT 1,
     purged boolean NOT NULL DEFAULT false,
-    state_change bigint NOT NULL DEFAULT 0
+    state_change bigint NOT NULL DEFAULT 0,
+    reserved_version bigint NOT NULL DEFAULT 0
 ) WITH (fillfactor = 50);
 CREATE INDEX IF NOT EXISTS heads_state_change ON heads (state_change);
 CREATE TABLE IF NOT EXISTS tenant_names (
@@ -561,6 +562,19 @@ impl Shared {
         self.registry
             .upsert(tenant, &name, decode_state(row.get(1))?);
         Ok(true)
+    }
+
+    /// See [`crate::Engine::reserved_tables_version`].
+    pub(crate) fn reserved_version(&self, tenant: TenantId) -> Result<u64> {
+        let raw = id(tenant)?;
+        let mut conn = self.pool.get()?;
+        let row = conn.query_opt(
+            "SELECT reserved_version FROM heads WHERE tenant_id = $1",
+            &[&raw],
+        );
+        self.pool.put(conn);
+        let row = row?.ok_or(Error::UnknownTenant(tenant))?;
+        to_u64(row.get(0), "reserved version")
     }
 
     /// The live tenant called `name`, loaded into the registry.
@@ -815,6 +829,13 @@ impl Shared {
             Some(err) => commit::denied(commit.drafts, err),
             None => {
                 if writes {
+                    if commit
+                        .tables
+                        .iter()
+                        .any(|t| t.name.starts_with('_') && !t.writes.is_empty())
+                    {
+                        head.reserved_version += 1;
+                    }
                     self.write_tables(conn, raw, &mut head, commit.tables, &mut created)?;
                     head.add_usage(commit.delta);
                 }
@@ -1235,6 +1256,8 @@ struct Head {
     ts: i64,
     next_table: i32,
     purged: bool,
+    /// Moves with every commit that writes a reserved table.
+    reserved_version: i64,
 }
 
 impl Head {
@@ -1248,14 +1271,15 @@ impl Head {
             ts: 0,
             next_table: 1,
             purged: false,
+            reserved_version: 0,
         }
     }
 
     fn lock(conn: &mut Conn, raw: i64) -> Result<Option<Head>> {
         let row = conn.query_opt(
             "SELECT state, max_bytes, max_keys, used_bytes, used_keys, audit_bytes, \
-             audit_entries, seq, hash, ts, next_table, purged FROM heads WHERE tenant_id = $1 \
-             FOR UPDATE",
+             audit_entries, seq, hash, ts, next_table, purged, reserved_version FROM heads \
+             WHERE tenant_id = $1 FOR UPDATE",
             &[&raw],
         )?;
         let Some(row) = row else {
@@ -1283,6 +1307,7 @@ impl Head {
             ts: row.get(9),
             next_table: row.get(10),
             purged: row.get(11),
+            reserved_version: row.get(12),
         }))
     }
 
@@ -1308,7 +1333,8 @@ impl Head {
         conn.execute(
             "UPDATE heads SET state = $2, max_bytes = $3, max_keys = $4, used_bytes = $5, \
              used_keys = $6, audit_bytes = $7, audit_entries = $8, seq = $9, hash = $10, \
-             ts = $11, next_table = $12, purged = $13 WHERE tenant_id = $1",
+             ts = $11, next_table = $12, purged = $13, reserved_version = $14 \
+             WHERE tenant_id = $1",
             &[
                 &raw,
                 &self.state,
@@ -1323,6 +1349,7 @@ impl Head {
                 &self.ts,
                 &self.next_table,
                 &self.purged,
+                &self.reserved_version,
             ],
         )?;
         Ok(())

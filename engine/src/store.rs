@@ -223,6 +223,19 @@ impl Store {
         }
     }
 
+    /// See [`crate::Engine::reserved_tables_version`]: always 0 on redb, where only this
+    /// engine writes.
+    pub(crate) fn reserved_version(&self, tenant: TenantId) -> Result<u64> {
+        match self {
+            Store::Redb(_) => {
+                let _ = tenant;
+                Ok(0)
+            }
+            #[cfg(feature = "postgres")]
+            Store::Pg(p) => p.shared().reserved_version(tenant),
+        }
+    }
+
     /// [`Store::load_tenant`] by name.
     pub(crate) fn load_tenant_named(&self, name: &str) -> Result<Option<TenantId>> {
         match self {

@@ -31,6 +31,9 @@ struct Inner {
     next_invocation: AtomicU64,
     /// The engine's state generation when deleted tenants were last forgotten.
     swept_generation: AtomicU64,
+    /// Per tenant, the [`Engine::reserved_tables_version`] its cached plugins and limits were
+    /// read at (only ever non-zero on a database that other engines write too).
+    reserved_versions: RwLock<HashMap<TenantId, u64>>,
 }
 
 /// Runs tenants' WebAssembly plugins against the engine. Cloning is cheap; `PluginHost` is
@@ -84,6 +87,7 @@ impl PluginHost {
                 pool_in_use: AtomicU32::new(0),
                 next_invocation: AtomicU64::new(1),
                 swept_generation: AtomicU64::new(0),
+                reserved_versions: RwLock::new(HashMap::new()),
             }),
         })
     }
@@ -183,7 +187,9 @@ impl PluginHost {
         }
         txn.audit_event(event)?;
         txn.commit()?;
+        self.revalidate(tenant)?;
         self.inner.catalog.insert(tenant, Arc::clone(&plugin));
+        self.mark_current(tenant)?;
         Ok(plugin.info.clone())
     }
 
@@ -443,6 +449,31 @@ impl PluginHost {
             .retain(|tenant, _| !gone(*tenant));
     }
 
+    /// Forgets the tenant's cached plugins and limits if another engine on the same database
+    /// changed its reserved tables (installed or removed a plugin, set limits) since they were
+    /// read. Versions only grow, so 0 means nothing was ever written there: on redb it is
+    /// always 0, and this costs a match.
+    fn revalidate(&self, tenant: TenantId) -> Result<(), tenantry_engine::Error> {
+        let version = self.inner.engine.reserved_tables_version(tenant)?;
+        if version == 0 || self.inner.reserved_versions.read().get(&tenant) == Some(&version) {
+            return Ok(());
+        }
+        self.inner.catalog.forget(|t| t == tenant);
+        self.inner.limits.write().remove(&tenant);
+        self.inner.reserved_versions.write().insert(tenant, version);
+        Ok(())
+    }
+
+    /// After this host wrote the tenant's reserved tables itself, and updated its caches to
+    /// match: the new version is the one they were read at.
+    fn mark_current(&self, tenant: TenantId) -> Result<(), tenantry_engine::Error> {
+        let version = self.inner.engine.reserved_tables_version(tenant)?;
+        if version != 0 {
+            self.inner.reserved_versions.write().insert(tenant, version);
+        }
+        Ok(())
+    }
+
     fn tenant_counter(&self, tenant: TenantId) -> Arc<AtomicU32> {
         if let Some(c) = self.inner.running.read().get(&tenant) {
             return Arc::clone(c);
@@ -470,6 +501,7 @@ impl PluginHost {
         // outcome (`plugin.invoke`), which request code may not.
         let handle = self.inner.engine.component_handle(ctx)?;
         let tenant = handle.tenant_id();
+        self.revalidate(tenant)?;
         let cached = (
             self.inner.limits.read().get(&tenant).copied(),
             self.inner.catalog.get(tenant, plugin),

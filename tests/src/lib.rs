@@ -15,3 +15,25 @@
 pub mod plugins {
     include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 }
+
+/// The PostgreSQL server the tests use (`TENANTRY_PG_URL`, set by `eval "$(.ci/pg.sh up)"`), or
+/// `None` after printing that the test is skipped. A missing server is a failure instead when
+/// `CI=true` or `TENANTRY_REQUIRE_PG=1`: a CI that skipped every PostgreSQL test would report
+/// green on nothing.
+///
+/// # Panics
+/// When a server is required and `TENANTRY_PG_URL` is not set.
+pub fn pg_url() -> Option<String> {
+    if let Ok(url) = std::env::var("TENANTRY_PG_URL") {
+        return Some(url);
+    }
+    let required = std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("TENANTRY_REQUIRE_PG").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "TENANTRY_PG_URL is not set, and CI=true or TENANTRY_REQUIRE_PG=1 requires PostgreSQL: \
+         run eval \"$(.ci/pg.sh up)\""
+    );
+    println!("skipped: TENANTRY_PG_URL not set (eval \"$(.ci/pg.sh up)\" starts a server)");
+    None
+}

@@ -8,14 +8,36 @@ use crate::exit::EXIT_CODES_HELP;
 
 /// Operate a tenantry database: tenants, plugins, invocations and audit logs.
 ///
-/// Every command works on one database file that no other process has open. What it changes
-/// is recorded in the audit logs as the operator's action (`--operator`).
+/// Every command works on one database: a file that no other process has open (`--db`), or a
+/// live PostgreSQL database that app nodes share (`--pg`). What it changes is recorded in the
+/// audit logs as the operator's action (`--operator`).
 #[derive(Debug, Parser)]
 #[command(name = "tenantry", version, after_help = EXIT_CODES_HELP, arg_required_else_help = true)]
 pub(crate) struct Cli {
     /// The database file [default: ./tenantry.redb]
     #[arg(long, global = true, env = "TENANTRY_DB", value_name = "PATH")]
     pub(crate) db: Option<PathBuf>,
+
+    /// A PostgreSQL database instead of a file, as a libpq connection string or URL, for
+    /// example 'host=db1,db2 user=tenantry dbname=app target_session_attrs=read-write'
+    #[arg(
+        long,
+        global = true,
+        env = "TENANTRY_PG",
+        value_name = "URL",
+        conflicts_with = "db"
+    )]
+    pub(crate) pg: Option<String>,
+
+    /// The PostgreSQL schema that holds tenantry's tables (with --pg)
+    #[arg(
+        long,
+        global = true,
+        env = "TENANTRY_PG_SCHEMA",
+        value_name = "NAME",
+        default_value = "tenantry"
+    )]
+    pub(crate) pg_schema: String,
 
     /// Who is operating, as recorded in audit logs [default: cli:$USER]
     #[arg(long, global = true, env = "TENANTRY_OPERATOR", value_name = "NAME")]

@@ -107,6 +107,26 @@ impl Session {
         })
     }
 
+    /// Opens the PostgreSQL database at `url` (tenantry's tables in `schema`, created if
+    /// missing) as `op`: a live system that app nodes may be using meanwhile.
+    ///
+    /// # Errors
+    /// A malformed connection string, an unreachable server, or a storage error.
+    pub(crate) fn open_postgres(url: &str, schema: &str, op: Operator) -> Result<Self, CliError> {
+        let mut options = tenantry_engine::EngineOptions::default();
+        options.postgres_schema = schema.to_owned();
+        let engine = Engine::open_postgres_with(url, options)
+            .map_err(|e| CliError::from(e).context("cannot open the PostgreSQL database"))?;
+        Ok(Session {
+            engine,
+            op,
+            path: PathBuf::from(format!("postgres (schema {schema})")),
+            created: false,
+            created_log: false,
+            host: OnceCell::new(),
+        })
+    }
+
     /// Closes the database; if this session created the file and `failed`, removes it and the
     /// log it created beside it, so a failed `tenant create` leaves nothing behind.
     pub(crate) fn close(self, failed: bool) {

@@ -28,12 +28,17 @@ pub(crate) fn run(cli: Cli, ui: &mut Ui) -> Result<(), CliError> {
         ));
     }
     let command = cli.command;
-    let path = cli.db.unwrap_or_else(|| PathBuf::from(session::DEFAULT_DB));
-    let create = match command {
-        Command::Tenant(TenantCommand::Create { .. }) => Create::IfMissing,
-        _ => Create::No,
+    let session = match cli.pg {
+        Some(url) => Session::open_postgres(&url, &cli.pg_schema, op)?,
+        None => {
+            let path = cli.db.unwrap_or_else(|| PathBuf::from(session::DEFAULT_DB));
+            let create = match command {
+                Command::Tenant(TenantCommand::Create { .. }) => Create::IfMissing,
+                _ => Create::No,
+            };
+            Session::open(&path, op, create)?
+        }
     };
-    let session = Session::open(&path, op, create)?;
     let result = dispatch(&session, command, ui);
     let flushed = ui.flush();
     session.close(result.is_err());

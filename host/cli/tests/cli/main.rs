@@ -4,6 +4,7 @@
 
 mod audit;
 mod invocations;
+mod pg;
 mod tenants;
 
 use std::path::{Path, PathBuf};
