@@ -456,6 +456,14 @@ impl Engine {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// The longest key this engine's backend stores: [`crate::MAX_KEY_LEN`] (4 KiB) on redb,
+    /// 2 KiB on PostgreSQL, whose btree caps an index entry near 2.7 KB. A longer key is
+    /// refused by `put` and `delete` with [`Error::KeyTooLarge`] naming this limit (reads of such
+    /// a key find nothing, up to [`crate::MAX_KEY_LEN`]).
+    pub fn max_key_len(&self) -> usize {
+        self.inner.store.max_key_len()
+    }
+
     /// A number that moves whenever a commit writes one of the tenant's reserved tables,
     /// through any engine on the same database: a component that caches what it keeps there
     /// (the plugin host's compiled plugins and limits) compares it with the value it cached at,

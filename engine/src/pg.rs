@@ -76,6 +76,10 @@ use crate::snapshot::{KeyValue, Snapshot, View};
 use crate::store::Store;
 use crate::types::{Quota, TenantId, TenantInfo, TenantState, Usage};
 
+/// The longest key the PostgreSQL backend stores: a btree index entry must fit in a third of
+/// an 8 KiB page (2,704 bytes), and the key shares it with the tenant and table ids and headers.
+pub(crate) const MAX_KEY_LEN: usize = 2 * 1024;
+
 /// How often an engine looks for tenant state changes that other nodes made.
 pub(crate) const STATE_POLL: Duration = Duration::from_millis(250);
 

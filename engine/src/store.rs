@@ -65,6 +65,15 @@ impl Purger {
 }
 
 impl Store {
+    /// The longest key this backend stores (see [`crate::Engine::max_key_len`]).
+    pub(crate) fn max_key_len(&self) -> usize {
+        match self {
+            Store::Redb(_) => crate::keys::MAX_KEY_LEN,
+            #[cfg(feature = "postgres")]
+            Store::Pg(_) => crate::pg::MAX_KEY_LEN,
+        }
+    }
+
     /// Carries out an administrative request (or a commit of audit entries only).
     pub(crate) fn submit(&self, request: Request) -> Result<Reply> {
         match self {

@@ -183,7 +183,15 @@ impl WriteTxn {
         self.snapshot.check_readable()?;
         self.scope.tenant.check_writable()?;
         self.snapshot.check_table(table)?;
-        keys::check_key(key)
+        keys::check_key(key)?;
+        let max = self.scope.engine.store.max_key_len();
+        if key.len() > max {
+            return Err(Error::KeyTooLarge {
+                len: key.len(),
+                max,
+            });
+        }
+        Ok(())
     }
 
     /// Sets `key` in `table` to `value`.

@@ -88,6 +88,15 @@ fn engine_limits_are_typed_errors_at_the_call() {
             ..
         })
     ));
+    // The backend's own limit (2 KiB on PostgreSQL): the longest key commits, one byte more is
+    // refused with that limit.
+    let max = engine.max_key_len();
+    assert!(max <= MAX_KEY_LEN);
+    tx.put("p", &vec![1; max], b"longest").unwrap();
+    assert!(matches!(
+        tx.put("p", &vec![1; max + 1], b""),
+        Err(Error::KeyTooLarge { max: m, .. }) if m == max
+    ));
     assert!(matches!(
         tx.put("p", b"k", &vec![0; MAX_VALUE_LEN + 1]),
         Err(Error::ValueTooLarge {
