@@ -267,6 +267,8 @@ impl Pool {
     /// Returns a connection for reuse, after ending any transaction left open on it.
     fn put(&self, mut conn: Conn) {
         if conn.client.is_closed() {
+            // The server probably went away (a failover): so did the idle connections to it.
+            self.idle.lock().clear();
             return;
         }
         if conn.in_txn {
@@ -779,22 +781,26 @@ impl Shared {
         while Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             let ms = left.as_millis().clamp(1, u128::from(u32::MAX));
-            let found = in_txn(
-                &self.pool,
-                &format!("BEGIN; SET LOCAL lock_timeout = '{ms}ms'"),
-                |c| {
-                    // Waits for the lost transaction if the server still runs it.
-                    c.query_opt(
-                        "SELECT seq FROM heads WHERE tenant_id = $1 FOR UPDATE",
-                        &[&raw],
-                    )?;
-                    let row = c.query_opt(
-                        "SELECT hash FROM audit WHERE tenant_id = $1 AND seq = $2",
-                        &[&raw, &seq],
-                    )?;
-                    Ok(Ok(row.map(|r| r.get::<_, Vec<u8>>(0))))
-                },
-            );
+            // Rolled back, never committed: a commit of the row lock would wait for the
+            // synchronous standby, which after a failover may still be on its way.
+            let found = self.pool.get().and_then(|mut c| {
+                let found = c
+                    .begin(&format!("BEGIN; SET LOCAL lock_timeout = '{ms}ms'"))
+                    .and_then(|()| {
+                        // Waits for the lost transaction if the server still runs it.
+                        c.query_opt(
+                            "SELECT seq FROM heads WHERE tenant_id = $1 FOR UPDATE",
+                            &[&raw],
+                        )?;
+                        c.query_opt(
+                            "SELECT hash FROM audit WHERE tenant_id = $1 AND seq = $2",
+                            &[&raw, &seq],
+                        )
+                    })
+                    .map(|row| row.map(|r| r.get::<_, Vec<u8>>(0)));
+                self.pool.put(c);
+                found
+            });
             match found {
                 Ok(hash) => {
                     let happened = hash.as_deref() == Some(&receipt.audit_head[..]);
